@@ -1,0 +1,53 @@
+"""Broker settings: what a ``mosquitto.conf`` (or the command line) can change.
+
+The config parser (``m2mhub.config``) fills one of these; the broker core only reads it.
+Defaults are mosquitto 2.0's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class Listener:
+    """One ``listener PORT [BIND_ADDRESS]`` line (protocol ``mqtt``; later ``websockets``)."""
+
+    port: int
+    bind_address: str | None = None  # None: all interfaces (or loopback in local-only mode)
+    protocol: str = "mqtt"
+
+
+@dataclass(slots=True)
+class BrokerSettings:
+    listeners: list[Listener] = field(default_factory=list)
+    # No listener configured at all means mosquitto 2.0's local-only mode: port 1883 on the
+    # loopback interfaces, anonymous clients allowed.
+    local_only: bool = True
+    allow_anonymous: bool = True
+    password_file: str | None = None
+    max_queued_messages: int = 1000
+    max_queued_bytes: int = 0  # 0: no limit
+    queue_qos0_messages: bool = False
+    max_inflight_messages: int = 20
+    max_inflight_bytes: int = 0
+    message_size_limit: int = 0  # 0: the protocol maximum (268,435,455 bytes)
+    retain_available: bool = True
+    sys_interval: int = 10  # seconds; 0 disables $SYS
+    max_connections: int = -1  # -1: unlimited
+    max_keepalive: int = 65535
+    persistent_client_expiration: int | None = None  # seconds; None: never
+    upgrade_outgoing_qos: bool = False
+    connection_messages: bool = True
+    log_types: set[str] = field(default_factory=lambda: {"error", "warning", "notice", "information"})
+    log_timestamp: bool = True
+    log_timestamp_format: str | None = None  # strftime format; None: Unix seconds like mosquitto
+    log_dest: list[str] = field(default_factory=lambda: ["stderr"])
+    persistence: bool = False
+    persistence_location: str = ""
+    persistence_file: str = "m2mhub.db"
+    autosave_interval: int = 1800
+    # CoAP face of the hub.
+    coap_enabled: bool = True
+    coap_port: int = 5683
+    coap_bind_addresses: list[str] = field(default_factory=list)
