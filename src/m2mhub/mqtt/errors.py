@@ -35,9 +35,27 @@ class UnsupportedProtocolVersion(MQTTError):
     """CONNECT names a protocol or level we do not speak.
 
     Answered with CONNACK 0x01 (3.1/3.1.1) or 0x84 (5.0) before closing.
+
+    ``protocol_name`` and ``protocol_level`` are what the CONNECT carried; ``connack`` is the
+    exact CONNACK to send before closing, or ``None`` to close without one (mosquitto closes
+    silently on an unknown protocol name and answers an unknown level with a 3.1.1 CONNACK 0x01).
     """
 
     reason_code = 0x84
+
+    def __init__(
+        self,
+        reason: str,
+        reason_code: int | None = None,
+        *,
+        protocol_name: str = "",
+        protocol_level: int = 0,
+        connack: bytes | None = None,
+    ) -> None:
+        super().__init__(reason, reason_code)
+        self.protocol_name = protocol_name
+        self.protocol_level = protocol_level
+        self.connack = connack
 
 
 class PacketTooLarge(MQTTError):

@@ -63,6 +63,8 @@ class Connect:
     properties: Properties = field(default_factory=dict)
     # "MQIsdp" for 3.1, "MQTT" for 3.1.1 and 5.0; kept so the decoder can report what it saw.
     protocol_name: str = "MQTT"
+    # Bit 7 of the protocol level byte: mosquitto bridges set it ("try_private").
+    bridge: bool = False
     packet_type = PacketType.CONNECT
 
 

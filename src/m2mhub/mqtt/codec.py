@@ -1,0 +1,1000 @@
+"""Sans-IO MQTT codec for 3.1 (level 3, "MQIsdp"), 3.1.1 (level 4) and 5.0 (level 5).
+
+``encode(packet, level)`` turns a packet object into bytes; ``encode_publish_parts`` encodes a
+PUBLISH once for a fan-out where only the packet identifier differs; ``PacketReader`` turns a
+byte stream into packet objects.
+
+Decoding is strict and raises the :mod:`m2mhub.mqtt.errors` classes. Where the specification
+leaves a choice we do what mosquitto 2.0 does:
+
+- Fixed-header flags of non-PUBLISH packets and the CONNECT reserved flag are only checked for
+  3.1.1 and 5.0; 3.1 clients sent QoS 1 in the header of SUBSCRIBE/UNSUBSCRIBE/PUBREL.
+- Strings must be valid UTF-8 without U+0000, control characters (U+0001-U+001F,
+  U+007F-U+009F) and non-characters (U+FDD0-U+FDEF, U+xFFFE, U+xFFFF): mosquitto rejects all of
+  them as malformed.
+- PUBLISH with QoS 0 and DUP set is malformed.
+- Invalid topic filters in SUBSCRIBE/UNSUBSCRIBE raise :class:`TopicFilterInvalid` (mosquitto
+  disconnects, for every version, rather than answering 0x8F); ``$share/group/filter`` is
+  checked as a shared subscription for every version, as mosquitto does.
+- An empty SUBSCRIBE/UNSUBSCRIBE is a :class:`ProtocolError` except in 3.1.
+- In 3.1 a password flag without a password in the payload is ignored.
+- The unknown-protocol cases raise :class:`UnsupportedProtocolVersion` whose ``connack`` holds
+  the answer mosquitto gives: ``20 02 00 01`` for a known name with an unknown level, nothing
+  (``None``) for an unknown name.
+- Bit 7 of the CONNECT protocol level (mosquitto's bridge flag) is accepted and reported as
+  ``Connect.bridge``.
+- Remaining lengths and property varints need not be minimally encoded.
+
+Encoding trusts its input more than decoding trusts the wire: it raises ``ValueError`` for
+things that cannot be put on the wire (a property not allowed in the packet, a string over
+65535 bytes, lone surrogates, AUTH before 5.0) but does not re-check every rule.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Callable
+from typing import Any, Final
+
+from m2mhub.mqtt.errors import (
+    MalformedPacket,
+    MQTTError,
+    PacketTooLarge,
+    ProtocolError,
+    TopicNameInvalid,
+    UnsupportedProtocolVersion,
+)
+from m2mhub.mqtt.packets import (
+    MQTT_3_1,
+    MQTT_5,
+    Auth,
+    Connack,
+    Connect,
+    Disconnect,
+    Packet,
+    PacketType,
+    Pingreq,
+    Pingresp,
+    Properties,
+    Puback,
+    Pubcomp,
+    Publish,
+    Pubrec,
+    Pubrel,
+    Suback,
+    Subscribe,
+    SubscriptionOptions,
+    Unsuback,
+    Unsubscribe,
+    Will,
+)
+from m2mhub.mqtt.properties import PROPERTIES, PROPERTY_BY_ID, WILL, PropertyId, PropertyType
+from m2mhub.mqtt.reason_codes import VALID_REASON_CODES, VALID_SUBACK_CODES_V3
+from m2mhub.mqtt.topics import split_shared, validate_topic_filter
+
+__all__ = [
+    "MAX_REMAINING_LENGTH",
+    "PacketReader",
+    "decode",
+    "encode",
+    "encode_publish_parts",
+]
+
+MAX_REMAINING_LENGTH: Final = 268_435_455
+
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+_pack_u16 = _U16.pack
+_pack_u32 = _U32.pack
+
+# Characters mosquitto's UTF-8 check refuses (besides invalid UTF-8 and surrogates, which
+# Python's strict decoder already refuses).
+_BAD_CHARS_CLASS = "\x00-\x1f\x7f-\x9f\ufdd0-\ufdef" + "".join(
+    chr((plane << 16) | 0xFFFE) + chr((plane << 16) | 0xFFFF) for plane in range(17)
+)
+_BAD_CHARS = re.compile(f"[{_BAD_CHARS_CLASS}]")
+_bad_char_search = _BAD_CHARS.search
+# Same plus the wildcards, for PUBLISH topic names in one pass.
+_BAD_TOPIC_NAME = re.compile(f"[{_BAD_CHARS_CLASS}+#]")
+_bad_topic_search = _BAD_TOPIC_NAME.search
+
+_VARINT_1: Final = [bytes((i,)) for i in range(128)]
+
+# Required fixed-header flags for every type but PUBLISH (3.1.1 and 5.0).
+_FIXED_FLAGS: Final = (None, 0, 0, None, 0, 0, 2, 0, 2, 0, 2, 0, 0, 0, 0, 0)
+
+
+# --------------------------------------------------------------------------------------------
+# Encoding helpers
+
+
+def _varint(n: int) -> bytes:
+    if n < 128:
+        return _VARINT_1[n]
+    if n > MAX_REMAINING_LENGTH:
+        raise ValueError(f"value {n} does not fit a variable byte integer")
+    out = bytearray()
+    while True:
+        digit = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(digit | 0x80)
+        else:
+            out.append(digit)
+            return bytes(out)
+
+
+def _str(s: str) -> bytes:
+    b = s.encode("utf-8")
+    if len(b) > 0xFFFF:
+        raise ValueError("string longer than 65535 bytes")
+    return _pack_u16(len(b)) + b
+
+
+def _bin(b: bytes) -> bytes:
+    if len(b) > 0xFFFF:
+        raise ValueError("binary data longer than 65535 bytes")
+    return _pack_u16(len(b)) + bytes(b)
+
+
+def _encode_properties(props: Properties, packet_type: int) -> bytes:
+    """Property length + properties; checks every property against the table."""
+    if not props:
+        return b"\x00"
+    out = bytearray()
+    for prop_id, value in props.items():
+        prop = PROPERTIES.get(prop_id)
+        if prop is None:
+            raise ValueError(f"unknown property 0x{prop_id:02X}")
+        if packet_type not in prop.allowed:
+            raise ValueError(f"{prop.name} is not allowed in {_packet_name(packet_type)}")
+        values = value if prop.repeatable else (value,)
+        if prop.repeatable and not isinstance(value, list):
+            raise ValueError(f"{prop.name} must be a list")
+        for v in values:
+            out.append(prop_id)
+            t = prop.type
+            if t == PropertyType.BYTE:
+                out.append(v)
+            elif t == PropertyType.TWO_BYTE_INT:
+                out += _pack_u16(v)
+            elif t == PropertyType.FOUR_BYTE_INT:
+                out += _pack_u32(v)
+            elif t == PropertyType.VARINT:
+                out += _varint(v)
+            elif t == PropertyType.UTF8:
+                out += _str(v)
+            elif t == PropertyType.UTF8_PAIR:
+                out += _str(v[0])
+                out += _str(v[1])
+            else:
+                out += _bin(v)
+    return _varint(len(out)) + bytes(out)
+
+
+def _packet_name(packet_type: int) -> str:
+    return "will properties" if packet_type == WILL else PacketType(packet_type).name
+
+
+def _fixed(first: int, body: bytes) -> bytes:
+    return bytes((first,)) + _varint(len(body)) + body
+
+
+# --------------------------------------------------------------------------------------------
+# Encoding
+
+
+def encode_publish_parts(
+    topic: str,
+    payload: bytes,
+    qos: int,
+    retain: bool,
+    dup: bool,
+    properties: Properties | None,
+    protocol_level: int,
+) -> tuple[bytes, bytes]:
+    """Encode a PUBLISH once for many receivers: ``(head, tail)``.
+
+    For QoS 1/2 the packet is ``head + packet_id.to_bytes(2, "big") + tail``, for QoS 0
+    ``head + tail``; the remaining length inside ``head`` already counts the two identifier
+    bytes when ``qos > 0``.
+    """
+    tb = topic.encode("utf-8")
+    tlen = len(tb)
+    if tlen > 0xFFFF:
+        raise ValueError("topic longer than 65535 bytes")
+    if protocol_level == MQTT_5:
+        tail = (_encode_properties(properties, PacketType.PUBLISH) if properties else b"\x00") + (
+            payload
+        )
+    else:
+        tail = payload
+    remaining = 2 + tlen + len(tail) + (2 if qos else 0)
+    first = 0x30 | (qos << 1) | (8 if dup else 0) | (1 if retain else 0)
+    if remaining < 128:
+        head = bytes((first, remaining, tlen >> 8, tlen & 0xFF)) + tb
+    else:
+        head = bytes((first,)) + _varint(remaining) + _pack_u16(tlen) + tb
+    return head, tail
+
+
+def _encode_publish(p: Publish, level: int) -> bytes:
+    if p.qos not in (0, 1, 2):
+        raise ValueError(f"invalid QoS {p.qos}")
+    head, tail = encode_publish_parts(
+        p.topic, p.payload, p.qos, p.retain, p.dup, p.properties, level
+    )
+    if p.qos:
+        if not p.packet_id:
+            raise ValueError("QoS 1/2 PUBLISH needs a non-zero packet_id")
+        return head + _pack_u16(p.packet_id) + tail
+    return head + tail
+
+
+def _encode_connect(c: Connect, level: int) -> bytes:
+    level = c.protocol_level
+    if c.protocol_name in ("MQTT", "MQIsdp"):
+        name = "MQIsdp" if level == MQTT_3_1 else "MQTT"
+    else:
+        name = c.protocol_name
+    flags = 0
+    if c.clean_start:
+        flags |= 0x02
+    will = c.will
+    if will is not None:
+        flags |= 0x04 | (will.qos << 3) | (0x20 if will.retain else 0)
+    if c.password is not None:
+        if c.username is None and level != MQTT_5:
+            raise ValueError("a password needs a username before MQTT 5")
+        flags |= 0x40
+    if c.username is not None:
+        flags |= 0x80
+    parts = [
+        _str(name),
+        bytes((level | (0x80 if c.bridge else 0), flags)),
+        _pack_u16(c.keepalive),
+    ]
+    if level == MQTT_5:
+        parts.append(_encode_properties(c.properties, PacketType.CONNECT))
+    parts.append(_str(c.client_id))
+    if will is not None:
+        if level == MQTT_5:
+            parts.append(_encode_properties(will.properties, WILL))
+        parts.append(_str(will.topic))
+        parts.append(_bin(will.payload))
+    if c.username is not None:
+        parts.append(_str(c.username))
+    if c.password is not None:
+        parts.append(_bin(c.password))
+    return _fixed(0x10, b"".join(parts))
+
+
+def _encode_connack(c: Connack, level: int) -> bytes:
+    flags = 1 if (c.session_present and level != MQTT_3_1) else 0
+    if level == MQTT_5:
+        return _fixed(
+            0x20,
+            bytes((flags, c.reason_code)) + _encode_properties(c.properties, PacketType.CONNACK),
+        )
+    return bytes((0x20, 2, flags, c.reason_code))
+
+
+def _encode_ack(p: Puback | Pubrec | Pubrel | Pubcomp, level: int) -> bytes:
+    ptype = p.packet_type
+    first = (ptype << 4) | (2 if ptype == PacketType.PUBREL else 0)
+    pid = _pack_u16(p.packet_id)
+    if level != MQTT_5 or (p.reason_code == 0 and not p.properties):
+        return bytes((first, 2)) + pid
+    if not p.properties:
+        return bytes((first, 3)) + pid + bytes((p.reason_code,))
+    return _fixed(first, pid + bytes((p.reason_code,)) + _encode_properties(p.properties, ptype))
+
+
+def _encode_subscribe(s: Subscribe, level: int) -> bytes:
+    parts = [_pack_u16(s.packet_id)]
+    if level == MQTT_5:
+        parts.append(_encode_properties(s.properties, PacketType.SUBSCRIBE))
+        for topic_filter, o in s.subscriptions:
+            parts.append(_str(topic_filter))
+            parts.append(
+                bytes(
+                    (
+                        o.qos
+                        | (4 if o.no_local else 0)
+                        | (8 if o.retain_as_published else 0)
+                        | (o.retain_handling << 4),
+                    )
+                )
+            )
+    else:
+        for topic_filter, o in s.subscriptions:
+            parts.append(_str(topic_filter))
+            parts.append(bytes((o.qos,)))
+    return _fixed(0x82, b"".join(parts))
+
+
+def _encode_suback(s: Suback, level: int) -> bytes:
+    props = _encode_properties(s.properties, PacketType.SUBACK) if level == MQTT_5 else b""
+    return _fixed(0x90, _pack_u16(s.packet_id) + props + bytes(s.reason_codes))
+
+
+def _encode_unsubscribe(u: Unsubscribe, level: int) -> bytes:
+    parts = [_pack_u16(u.packet_id)]
+    if level == MQTT_5:
+        parts.append(_encode_properties(u.properties, PacketType.UNSUBSCRIBE))
+    parts.extend(_str(f) for f in u.topic_filters)
+    return _fixed(0xA2, b"".join(parts))
+
+
+def _encode_unsuback(u: Unsuback, level: int) -> bytes:
+    if level != MQTT_5:
+        return b"\xb0\x02" + _pack_u16(u.packet_id)
+    return _fixed(
+        0xB0,
+        _pack_u16(u.packet_id)
+        + _encode_properties(u.properties, PacketType.UNSUBACK)
+        + bytes(u.reason_codes),
+    )
+
+
+def _encode_pingreq(p: Pingreq, level: int) -> bytes:
+    return b"\xc0\x00"
+
+
+def _encode_pingresp(p: Pingresp, level: int) -> bytes:
+    return b"\xd0\x00"
+
+
+def _encode_disconnect(d: Disconnect, level: int) -> bytes:
+    if level != MQTT_5 or (d.reason_code == 0 and not d.properties):
+        return b"\xe0\x00"
+    if not d.properties:
+        return bytes((0xE0, 1, d.reason_code))
+    return _fixed(
+        0xE0, bytes((d.reason_code,)) + _encode_properties(d.properties, PacketType.DISCONNECT)
+    )
+
+
+def _encode_auth(a: Auth, level: int) -> bytes:
+    if level != MQTT_5:
+        raise ValueError("AUTH exists only in MQTT 5")
+    if a.reason_code == 0 and not a.properties:
+        return b"\xf0\x00"
+    return _fixed(0xF0, bytes((a.reason_code,)) + _encode_properties(a.properties, PacketType.AUTH))
+
+
+_ENCODERS: Final[dict[type, Callable[[Any, int], bytes]]] = {
+    Connect: _encode_connect,
+    Connack: _encode_connack,
+    Publish: _encode_publish,
+    Puback: _encode_ack,
+    Pubrec: _encode_ack,
+    Pubrel: _encode_ack,
+    Pubcomp: _encode_ack,
+    Subscribe: _encode_subscribe,
+    Suback: _encode_suback,
+    Unsubscribe: _encode_unsubscribe,
+    Unsuback: _encode_unsuback,
+    Pingreq: _encode_pingreq,
+    Pingresp: _encode_pingresp,
+    Disconnect: _encode_disconnect,
+    Auth: _encode_auth,
+}
+
+
+def encode(packet: Packet, protocol_level: int) -> bytes:
+    """The wire bytes of ``packet`` for protocol level 3 (3.1), 4 (3.1.1) or 5 (5.0).
+
+    A :class:`Connect` is encoded for its own ``protocol_level``. Fields a version lacks
+    (reason codes, properties) are left out before 5.0.
+    """
+    if protocol_level not in (3, 4, 5):
+        raise ValueError(f"unknown protocol level {protocol_level}")
+    return _ENCODERS[type(packet)](packet, protocol_level)
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding helpers. All take the buffer, a position and the end of the packet body and return
+# (value, new position); they raise MalformedPacket when the field runs past the end.
+
+_Buf = bytearray | bytes
+
+
+def _truncated(what: str) -> MalformedPacket:
+    return MalformedPacket(f"truncated {what}")
+
+
+def _read_u16(buf: _Buf, p: int, end: int, what: str) -> int:
+    if p + 2 > end:
+        raise _truncated(what)
+    return (buf[p] << 8) | buf[p + 1]
+
+
+def _check_text(s: str, what: str) -> None:
+    m = _bad_char_search(s)
+    if m is not None:
+        raise MalformedPacket(f"{what} contains forbidden character U+{ord(m.group()):04X}")
+
+
+def _read_str(buf: _Buf, p: int, end: int, what: str) -> tuple[str, int]:
+    if p + 2 > end:
+        raise _truncated(what)
+    q = p + 2 + ((buf[p] << 8) | buf[p + 1])
+    if q > end:
+        raise _truncated(what)
+    try:
+        s = buf[p + 2 : q].decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedPacket(f"{what} is not valid UTF-8") from None
+    _check_text(s, what)
+    return s, q
+
+
+def _read_bin(buf: _Buf, p: int, end: int, what: str) -> tuple[bytes, int]:
+    if p + 2 > end:
+        raise _truncated(what)
+    q = p + 2 + ((buf[p] << 8) | buf[p + 1])
+    if q > end:
+        raise _truncated(what)
+    return bytes(buf[p + 2 : q]), q
+
+
+def _read_varint(buf: _Buf, p: int, end: int, what: str) -> tuple[int, int]:
+    value = 0
+    shift = 0
+    for i in range(4):
+        if p + i >= end:
+            raise _truncated(what)
+        b = buf[p + i]
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, p + i + 1
+        shift += 7
+    raise MalformedPacket(f"{what}: variable byte integer longer than 4 bytes")
+
+
+def _read_properties(buf: _Buf, p: int, end: int, packet_type: int) -> tuple[Properties, int]:
+    length, p = _read_varint(buf, p, end, "property length")
+    pend = p + length
+    if pend > end:
+        raise _truncated("properties")
+    props: Properties = {}
+    while p < pend:
+        prop_id = buf[p]
+        prop = PROPERTY_BY_ID[prop_id] if prop_id < 0x80 else None
+        if prop is None:
+            raise MalformedPacket(f"unknown property 0x{prop_id:02X}")
+        if packet_type not in prop.allowed:
+            raise MalformedPacket(f"{prop.name} is not allowed in {_packet_name(packet_type)}")
+        p += 1
+        t = prop.type
+        value: Any
+        if t == PropertyType.BYTE:
+            if p >= pend:
+                raise _truncated(prop.name)
+            value = buf[p]
+            p += 1
+        elif t == PropertyType.TWO_BYTE_INT:
+            value = _read_u16(buf, p, pend, prop.name)
+            p += 2
+        elif t == PropertyType.FOUR_BYTE_INT:
+            if p + 4 > pend:
+                raise _truncated(prop.name)
+            value = int.from_bytes(buf[p : p + 4], "big")
+            p += 4
+        elif t == PropertyType.VARINT:
+            value, p = _read_varint(buf, p, pend, prop.name)
+        elif t == PropertyType.UTF8:
+            value, p = _read_str(buf, p, pend, prop.name)
+        elif t == PropertyType.UTF8_PAIR:
+            k, p = _read_str(buf, p, pend, prop.name)
+            v, p = _read_str(buf, p, pend, prop.name)
+            value = (k, v)
+        else:
+            value, p = _read_bin(buf, p, pend, prop.name)
+        if prop.valid is not None and value not in prop.valid:
+            raise ProtocolError(f"invalid {prop.name} value {value}")
+        if prop.nonzero and value == 0:
+            raise ProtocolError(f"{prop.name} must not be 0")
+        if prop.repeatable:
+            existing = props.get(prop_id)
+            if existing is None:
+                props[prop_id] = [value]
+            else:
+                existing.append(value)
+        elif prop_id in props:
+            raise MalformedPacket(f"{prop.name} included more than once")
+        else:
+            props[prop_id] = value
+    return props, pend
+
+
+def _no_trailing(p: int, end: int, what: str) -> None:
+    if p != end:
+        raise MalformedPacket(f"{end - p} unexpected bytes at the end of {what}")
+
+
+def _nonzero_id(pid: int, what: str) -> int:
+    if pid == 0:
+        raise ProtocolError(f"{what} with packet identifier 0")
+    return pid
+
+
+# --------------------------------------------------------------------------------------------
+# Decoders, one per packet type: (buffer, fixed-header flags, body start, body end, level)
+
+
+def _decode_publish(buf: bytearray, flags: int, p: int, end: int, level: int) -> Publish:
+    qos = (flags >> 1) & 3
+    if qos == 3:
+        raise MalformedPacket("PUBLISH with QoS 3")
+    dup = flags & 8
+    if dup and not qos:
+        raise MalformedPacket("PUBLISH with QoS 0 and DUP set")
+    if p + 2 > end:
+        raise _truncated("topic name")
+    q = p + 2 + ((buf[p] << 8) | buf[p + 1])
+    if q > end:
+        raise _truncated("topic name")
+    try:
+        topic = buf[p + 2 : q].decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedPacket("topic name is not valid UTF-8") from None
+    m = _bad_topic_search(topic)
+    if m is not None:
+        if m.group() in "+#":
+            raise TopicNameInvalid(f"wildcard in PUBLISH topic {topic!r}")
+        raise MalformedPacket(f"topic name contains forbidden character U+{ord(m.group()):04X}")
+    p = q
+    packet_id = None
+    if qos:
+        if p + 2 > end:
+            raise _truncated("packet identifier")
+        packet_id = (buf[p] << 8) | buf[p + 1]
+        if not packet_id:
+            raise ProtocolError("PUBLISH with packet identifier 0")
+        p += 2
+    if level == MQTT_5:
+        if p < end and buf[p] == 0:
+            props: Properties = {}
+            p += 1
+        else:
+            props, p = _read_properties(buf, p, end, PacketType.PUBLISH)
+            if not topic and PropertyId.TOPIC_ALIAS not in props:
+                raise TopicNameInvalid("empty PUBLISH topic without a topic alias")
+        if not topic and not props:
+            raise TopicNameInvalid("empty PUBLISH topic without a topic alias")
+    else:
+        if not topic:
+            raise TopicNameInvalid("empty PUBLISH topic")
+        props = {}
+    if end - p < 256:
+        payload = bytes(buf[p:end])
+    else:
+        with memoryview(buf) as mv:
+            payload = mv[p:end].tobytes()
+    return Publish(topic, payload, qos, bool(flags & 1), bool(dup), packet_id, props)
+
+
+def _decode_connect_after_level(
+    buf: bytearray, flags: int, p: int, end: int, level: int, name: str, bridge: bool
+) -> Connect:
+    if level != MQTT_3_1 and flags:
+        raise MalformedPacket("CONNECT with reserved fixed-header flags set")
+    if p + 3 > end:
+        raise _truncated("CONNECT variable header")
+    cflags = buf[p]
+    keepalive = (buf[p + 1] << 8) | buf[p + 2]
+    p += 3
+    if cflags & 0x01 and level != MQTT_3_1:
+        raise MalformedPacket("CONNECT reserved flag set")
+    will_flag = cflags & 0x04
+    will_qos = (cflags >> 3) & 3
+    will_retain = bool(cflags & 0x20)
+    if will_qos == 3:
+        raise MalformedPacket("CONNECT with will QoS 3")
+    if not will_flag and (will_qos or will_retain):
+        raise MalformedPacket("CONNECT with will QoS or retain but no will")
+    password_flag = cflags & 0x40
+    username_flag = cflags & 0x80
+    if password_flag and not username_flag and level != MQTT_5:
+        raise MalformedPacket("CONNECT with a password but no username")
+    props: Properties = {}
+    if level == MQTT_5:
+        props, p = _read_properties(buf, p, end, PacketType.CONNECT)
+    client_id, p = _read_str(buf, p, end, "client identifier")
+    will = None
+    if will_flag:
+        will_props: Properties = {}
+        if level == MQTT_5:
+            will_props, p = _read_properties(buf, p, end, WILL)
+        will_topic, p = _read_str(buf, p, end, "will topic")
+        if not will_topic or "+" in will_topic or "#" in will_topic:
+            raise TopicNameInvalid(f"invalid will topic {will_topic!r}")
+        will_payload, p = _read_bin(buf, p, end, "will payload")
+        will = Will(will_topic, will_payload, will_qos, will_retain, will_props)
+    username = None
+    if username_flag:
+        username, p = _read_str(buf, p, end, "username")
+    password = None
+    if password_flag and not (level == MQTT_3_1 and p == end):
+        password, p = _read_bin(buf, p, end, "password")
+    _no_trailing(p, end, "CONNECT")
+    return Connect(
+        level, client_id, bool(cflags & 0x02), keepalive, will, username, password, props,
+        name, bridge,
+    )  # fmt: skip
+
+
+def _decode_connack(buf: bytearray, flags: int, p: int, end: int, level: int) -> Connack:
+    if p + 2 > end:
+        raise _truncated("CONNACK")
+    ack_flags = buf[p]
+    code = buf[p + 1]
+    p += 2
+    if level == MQTT_3_1:
+        ack_flags = 0  # the whole byte is reserved in 3.1
+    elif ack_flags & 0xFE:
+        raise MalformedPacket("CONNACK reserved flags set")
+    props: Properties = {}
+    if level == MQTT_5:
+        if code not in VALID_REASON_CODES[PacketType.CONNACK]:
+            raise ProtocolError(f"invalid CONNACK reason code 0x{code:02X}")
+        props, p = _read_properties(buf, p, end, PacketType.CONNACK)
+    _no_trailing(p, end, "CONNACK")
+    return Connack(bool(ack_flags), code, props)
+
+
+_ACK_CLASSES: Final[
+    dict[PacketType, type[Puback] | type[Pubrec] | type[Pubrel] | type[Pubcomp]]
+] = {
+    PacketType.PUBACK: Puback,
+    PacketType.PUBREC: Pubrec,
+    PacketType.PUBREL: Pubrel,
+    PacketType.PUBCOMP: Pubcomp,
+}
+
+
+def _make_ack_decoder(
+    ptype: PacketType,
+) -> Callable[[bytearray, int, int, int, int], Puback | Pubrec | Pubrel | Pubcomp]:
+    cls = _ACK_CLASSES[ptype]
+    valid = VALID_REASON_CODES[ptype]
+    name = ptype.name
+
+    def decode_ack(
+        buf: bytearray, flags: int, p: int, end: int, level: int
+    ) -> Puback | Pubrec | Pubrel | Pubcomp:
+        if end - p == 2:
+            pid = (buf[p] << 8) | buf[p + 1]
+            if not pid:
+                raise ProtocolError(f"{name} with packet identifier 0")
+            return cls(pid)
+        if level != MQTT_5:
+            raise MalformedPacket(f"{name} remaining length must be 2")
+        pid = _nonzero_id(_read_u16(buf, p, end, name), name)
+        p += 2
+        code = buf[p]
+        if code not in valid:
+            raise ProtocolError(f"invalid {name} reason code 0x{code:02X}")
+        p += 1
+        props: Properties = {}
+        if p < end:
+            props, p = _read_properties(buf, p, end, ptype)
+        _no_trailing(p, end, name)
+        return cls(pid, code, props)
+
+    return decode_ack
+
+
+def _decode_subscribe(buf: bytearray, flags: int, p: int, end: int, level: int) -> Subscribe:
+    pid = _nonzero_id(_read_u16(buf, p, end, "SUBSCRIBE"), "SUBSCRIBE")
+    p += 2
+    props: Properties = {}
+    if level == MQTT_5:
+        props, p = _read_properties(buf, p, end, PacketType.SUBSCRIBE)
+        if len(props.get(PropertyId.SUBSCRIPTION_IDENTIFIER, ())) > 1:
+            raise ProtocolError("SUBSCRIBE with more than one Subscription Identifier")
+    subs: list[tuple[str, SubscriptionOptions]] = []
+    while p < end:
+        topic_filter, p = _read_str(buf, p, end, "topic filter")
+        if p >= end:
+            raise _truncated("subscription options")
+        o = buf[p]
+        p += 1
+        validate_topic_filter(topic_filter, shared=True)
+        if level == MQTT_5:
+            if o & 0xC0:
+                raise MalformedPacket("SUBSCRIBE options reserved bits set")
+            if (o & 0x30) == 0x30:
+                raise ProtocolError("SUBSCRIBE with retain handling 3")
+            if (o & 3) == 3:
+                raise MalformedPacket("SUBSCRIBE with QoS 3")
+            no_local = bool(o & 4)
+            if no_local and split_shared(topic_filter)[0] is not None:
+                raise ProtocolError("No Local set on a shared subscription")
+            opts = SubscriptionOptions(o & 3, no_local, bool(o & 8), (o >> 4) & 3)
+        else:
+            if o > 2:
+                raise MalformedPacket(f"SUBSCRIBE with invalid QoS byte 0x{o:02X}")
+            opts = SubscriptionOptions(o)
+        subs.append((topic_filter, opts))
+    if not subs and level != MQTT_3_1:
+        raise ProtocolError("SUBSCRIBE without topic filters")
+    return Subscribe(pid, subs, props)
+
+
+def _decode_suback(buf: bytearray, flags: int, p: int, end: int, level: int) -> Suback:
+    pid = _nonzero_id(_read_u16(buf, p, end, "SUBACK"), "SUBACK")
+    p += 2
+    props: Properties = {}
+    valid = VALID_SUBACK_CODES_V3
+    if level == MQTT_5:
+        props, p = _read_properties(buf, p, end, PacketType.SUBACK)
+        valid = VALID_REASON_CODES[PacketType.SUBACK]
+    codes = list(buf[p:end])
+    if not codes:
+        raise ProtocolError("SUBACK without return codes")
+    for c in codes:
+        if c not in valid:
+            raise ProtocolError(f"invalid SUBACK return code 0x{c:02X}")
+    return Suback(pid, codes, props)
+
+
+def _decode_unsubscribe(buf: bytearray, flags: int, p: int, end: int, level: int) -> Unsubscribe:
+    pid = _nonzero_id(_read_u16(buf, p, end, "UNSUBSCRIBE"), "UNSUBSCRIBE")
+    p += 2
+    props: Properties = {}
+    if level == MQTT_5:
+        props, p = _read_properties(buf, p, end, PacketType.UNSUBSCRIBE)
+    filters: list[str] = []
+    while p < end:
+        topic_filter, p = _read_str(buf, p, end, "topic filter")
+        validate_topic_filter(topic_filter, shared=True)
+        filters.append(topic_filter)
+    if not filters and level != MQTT_3_1:
+        raise ProtocolError("UNSUBSCRIBE without topic filters")
+    return Unsubscribe(pid, filters, props)
+
+
+def _decode_unsuback(buf: bytearray, flags: int, p: int, end: int, level: int) -> Unsuback:
+    pid = _nonzero_id(_read_u16(buf, p, end, "UNSUBACK"), "UNSUBACK")
+    p += 2
+    if level != MQTT_5:
+        _no_trailing(p, end, "UNSUBACK")
+        return Unsuback(pid)
+    props, p = _read_properties(buf, p, end, PacketType.UNSUBACK)
+    codes = list(buf[p:end])
+    valid = VALID_REASON_CODES[PacketType.UNSUBACK]
+    for c in codes:
+        if c not in valid:
+            raise ProtocolError(f"invalid UNSUBACK reason code 0x{c:02X}")
+    return Unsuback(pid, codes, props)
+
+
+def _decode_pingreq(buf: bytearray, flags: int, p: int, end: int, level: int) -> Pingreq:
+    _no_trailing(p, end, "PINGREQ")
+    return Pingreq()
+
+
+def _decode_pingresp(buf: bytearray, flags: int, p: int, end: int, level: int) -> Pingresp:
+    _no_trailing(p, end, "PINGRESP")
+    return Pingresp()
+
+
+def _decode_reason_and_props(
+    buf: bytearray, p: int, end: int, ptype: PacketType
+) -> tuple[int, Properties]:
+    if p == end:
+        return 0, {}
+    code = buf[p]
+    if code not in VALID_REASON_CODES[ptype]:
+        raise ProtocolError(f"invalid {ptype.name} reason code 0x{code:02X}")
+    p += 1
+    props: Properties = {}
+    if p < end:
+        props, p = _read_properties(buf, p, end, ptype)
+    _no_trailing(p, end, ptype.name)
+    return code, props
+
+
+def _decode_disconnect(buf: bytearray, flags: int, p: int, end: int, level: int) -> Disconnect:
+    if level != MQTT_5:
+        _no_trailing(p, end, "DISCONNECT")
+        return Disconnect()
+    code, props = _decode_reason_and_props(buf, p, end, PacketType.DISCONNECT)
+    return Disconnect(code, props)
+
+
+def _decode_auth(buf: bytearray, flags: int, p: int, end: int, level: int) -> Auth:
+    if level != MQTT_5:
+        raise MalformedPacket("AUTH (packet type 15) is reserved before MQTT 5")
+    code, props = _decode_reason_and_props(buf, p, end, PacketType.AUTH)
+    return Auth(code, props)
+
+
+_DECODERS: Final[list[Callable[[bytearray, int, int, int, int], Packet] | None]] = [
+    None,  # 0 reserved
+    None,  # CONNECT: handled by the reader, which learns the level from it
+    _decode_connack,
+    _decode_publish,
+    _make_ack_decoder(PacketType.PUBACK),
+    _make_ack_decoder(PacketType.PUBREC),
+    _make_ack_decoder(PacketType.PUBREL),
+    _make_ack_decoder(PacketType.PUBCOMP),
+    _decode_subscribe,
+    _decode_suback,
+    _decode_unsubscribe,
+    _decode_unsuback,
+    _decode_pingreq,
+    _decode_pingresp,
+    _decode_disconnect,
+    _decode_auth,
+]
+
+_CONNACK_UNACCEPTABLE_VERSION: Final = b"\x20\x02\x00\x01"
+
+
+class PacketReader:
+    """Turns a byte stream into packets: ``feed(bytes)``, then ``next_packet()`` until None.
+
+    ``protocol_level`` is the level to decode with; on the server side pass None: the first
+    packet must then be a CONNECT (anything else raises :class:`ProtocolError`) and decoding it
+    sets ``protocol_level`` -- as soon as its protocol level byte has been read, so even when
+    the rest of that CONNECT is malformed the caller knows which version to answer in.
+
+    ``max_packet_size`` (whole packet, fixed header included; 0 = the protocol maximum) is
+    checked as soon as the fixed header is complete: :class:`PacketTooLarge` is raised before
+    the rest of the packet is waited for.
+
+    After the first error the reader is poisoned: every later call re-raises that error, as
+    the connection must be closed anyway.
+    """
+
+    __slots__ = ("_buf", "_error", "_pos", "max_packet_size", "protocol_level")
+
+    def __init__(self, protocol_level: int | None = None, max_packet_size: int = 0) -> None:
+        if protocol_level not in (None, 3, 4, 5):
+            raise ValueError(f"unknown protocol level {protocol_level}")
+        self.protocol_level = protocol_level
+        self.max_packet_size = max_packet_size
+        self._buf = bytearray()
+        self._pos = 0
+        self._error: MQTTError | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned as packets."""
+        return len(self._buf) - self._pos
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Append received bytes."""
+        if self._error is not None:
+            raise self._error
+        buf = self._buf
+        if self._pos:
+            if self._pos == len(buf):
+                buf.clear()
+            else:
+                del buf[: self._pos]  # cheap: CPython moves the bytearray's start
+            self._pos = 0
+        buf += data
+
+    def feed_all(self, data: bytes | bytearray | memoryview) -> list[Packet]:
+        """Feed ``data`` and return every packet now complete; raises at the first error."""
+        self.feed(data)
+        packets: list[Packet] = []
+        next_packet = self.next_packet
+        while (packet := next_packet()) is not None:
+            packets.append(packet)
+        return packets
+
+    def next_packet(self) -> Packet | None:
+        """The next complete packet, or None if more bytes are needed."""
+        if self._error is not None:
+            raise self._error
+        try:
+            return self._next()
+        except MQTTError as exc:
+            self._error = exc
+            raise
+
+    def _next(self) -> Packet | None:
+        buf = self._buf
+        pos = self._pos
+        avail = len(buf) - pos
+        if avail < 2:
+            return None
+        first = buf[pos]
+        b = buf[pos + 1]
+        if b < 0x80:
+            remaining = b
+            start = pos + 2
+        else:
+            remaining = b & 0x7F
+            shift = 7
+            i = pos + 2
+            while True:
+                if i - pos > 4:
+                    raise MalformedPacket("remaining length longer than 4 bytes")
+                if i >= len(buf):
+                    return None
+                b = buf[i]
+                remaining |= (b & 0x7F) << shift
+                i += 1
+                if not b & 0x80:
+                    break
+                shift += 7
+            start = i
+        end = start + remaining
+        if self.max_packet_size and end - pos > self.max_packet_size:
+            raise PacketTooLarge(
+                f"packet of {end - pos} bytes exceeds the maximum of {self.max_packet_size}"
+            )
+        ptype = first >> 4
+        level = self.protocol_level
+        if level is None and ptype != PacketType.CONNECT:
+            raise ProtocolError("first packet is not CONNECT")
+        if end > len(buf):
+            return None
+        flags = first & 0x0F
+        if level is None:
+            packet: Packet = self._decode_connect(buf, flags, start, end)
+        elif ptype == PacketType.PUBLISH:
+            packet = _decode_publish(buf, flags, start, end, level)
+        elif ptype == PacketType.CONNECT:
+            packet = self._decode_connect(buf, flags, start, end)
+        elif ptype == 0:
+            raise MalformedPacket("packet type 0 is reserved")
+        else:
+            if level != MQTT_3_1 and flags != _FIXED_FLAGS[ptype]:
+                raise MalformedPacket(
+                    f"{PacketType(ptype).name} with invalid fixed-header flags 0x{flags:X}"
+                )
+            decoder = _DECODERS[ptype]
+            assert decoder is not None
+            packet = decoder(buf, flags, start, end, level)
+        self._pos = end
+        return packet
+
+    def _decode_connect(self, buf: bytearray, flags: int, p: int, end: int) -> Connect:
+        name, p = _read_str(buf, p, end, "protocol name")
+        if p >= end:
+            raise _truncated("protocol level")
+        level_byte = buf[p]
+        level = level_byte & 0x7F
+        bridge = bool(level_byte & 0x80)
+        if name == "MQIsdp":
+            known = level == MQTT_3_1
+        elif name == "MQTT":
+            known = level in (4, 5)
+        else:
+            raise UnsupportedProtocolVersion(
+                f"unknown protocol name {name!r}",
+                protocol_name=name,
+                protocol_level=level,
+                connack=None,
+            )
+        if not known:
+            raise UnsupportedProtocolVersion(
+                f"unsupported protocol level {level} for {name}",
+                protocol_name=name,
+                protocol_level=level,
+                connack=_CONNACK_UNACCEPTABLE_VERSION,
+            )
+        if self.protocol_level is None:
+            self.protocol_level = level
+        return _decode_connect_after_level(buf, flags, p + 1, end, level, name, bridge)
+
+
+def decode(data: bytes | bytearray, protocol_level: int | None = None) -> Packet:
+    """Decode exactly one complete packet (a convenience for tests and tools)."""
+    reader = PacketReader(protocol_level)
+    reader.feed(data)
+    packet = reader.next_packet()
+    if packet is None:
+        raise MalformedPacket("incomplete packet")
+    if reader.buffered:
+        raise MalformedPacket(f"{reader.buffered} bytes after the packet")
+    return packet
