@@ -39,7 +39,9 @@ class BrokerSettings:
     persistent_client_expiration: int | None = None  # seconds; None: never
     upgrade_outgoing_qos: bool = False
     connection_messages: bool = True
-    log_types: set[str] = field(default_factory=lambda: {"error", "warning", "notice", "information"})
+    log_types: set[str] = field(
+        default_factory=lambda: {"error", "warning", "notice", "information"}
+    )
     log_timestamp: bool = True
     log_timestamp_format: str | None = None  # strftime format; None: Unix seconds like mosquitto
     log_dest: list[str] = field(default_factory=lambda: ["stderr"])

@@ -1,0 +1,1022 @@
+"""The broker core: sessions, routing, QoS flows, wills, keepalive, retained, $SYS.
+
+Sans-IO: no sockets, no asyncio, no clock reads. A shell (``m2mhub.net.mqtt_server``) calls
+
+- ``connection_made(sink, peer, listener_port, now)`` for each accepted connection,
+- ``data_received(conn, data, now)`` with whatever bytes arrived,
+- ``connection_lost(conn, now)`` when the peer went away,
+- ``flush()`` once per event-loop turn (the broker calls ``wakeup()`` the first time a
+  connection gets output after a flush, so the shell can schedule it with ``call_soon``),
+- ``tick(now)`` at ``next_deadline()``,
+- ``pause_writing(conn)`` / ``resume_writing(conn, now)`` from the transport's flow control.
+
+Outgoing bytes accumulate in each connection's ``out`` buffer and are written to its sink
+once per flush. Every :class:`MQTTError` raised while handling a connection's input goes to
+:meth:`Broker._fail`, which answers (CONNACK refusal, DISCONNECT with reason code for 5.0, or
+a plain close for 3.x) and logs one line; no other client is affected.
+
+Internal subscribers (the CoAP face) share the subscription trie with MQTT sessions; see
+``docs/hub-api.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import uuid
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from m2mhub.hub.auth import Authenticator
+from m2mhub.hub.connection import CLOSED, CONNECTED, NEW, Connection, Sink
+from m2mhub.hub.log import BrokerLog
+from m2mhub.hub.message import Message
+from m2mhub.hub.session import AWAIT_ACK, AWAIT_COMP, Outgoing, Session
+from m2mhub.hub.settings import BrokerSettings
+from m2mhub.hub.stats import Stats
+from m2mhub.hub.topic_tree import TopicTree
+from m2mhub.mqtt.codec import encode, encode_publish_parts
+from m2mhub.mqtt.errors import (
+    MalformedPacket,
+    MQTTError,
+    PacketTooLarge,
+    ProtocolError,
+    UnsupportedProtocolVersion,
+)
+from m2mhub.mqtt.packets import (
+    MQTT_3_1,
+    MQTT_5,
+    Connack,
+    Connect,
+    Disconnect,
+    Pingreq,
+    Puback,
+    Pubcomp,
+    Publish,
+    Pubrec,
+    Pubrel,
+    Suback,
+    Subscribe,
+    SubscriptionOptions,
+    Unsuback,
+    Unsubscribe,
+)
+from m2mhub.mqtt.topics import validate_topic_name
+from m2mhub.store.retained import RetainedStore
+
+# Topic aliases a 5.0 client may use towards us (mosquitto's max_topic_alias default).
+TOPIC_ALIAS_MAXIMUM = 10
+
+# mosquitto's numbering of protocol versions in its "New client connected" line.
+_MOSQ_PROTOCOL = {3: 1, 4: 2, 5: 5}
+
+# Seconds a connection may stay silent before sending CONNECT.
+CONNECT_TIMEOUT = 30.0
+
+# MQTT 5 property ids the broker reads or writes.
+PROP_SESSION_EXPIRY = 0x11
+PROP_ASSIGNED_CLIENT_ID = 0x12
+PROP_SERVER_KEEP_ALIVE = 0x13
+PROP_RECEIVE_MAXIMUM = 0x21
+PROP_TOPIC_ALIAS_MAXIMUM = 0x22
+PROP_TOPIC_ALIAS = 0x23
+PROP_RETAIN_AVAILABLE = 0x25
+PROP_SUBSCRIPTION_ID = 0x0B
+
+# Properties that belong to one hop and are not forwarded to subscribers.
+_NOT_FORWARDED = (PROP_TOPIC_ALIAS, PROP_SUBSCRIPTION_ID)
+
+
+class InternalSubscriber(Protocol):
+    """A subscriber inside the process (e.g. a CoAP observation of a topic)."""
+
+    def deliver(
+        self, topic: str, payload: bytes, qos: int, retain: bool, properties: dict[int, Any]
+    ) -> None: ...
+
+
+def _failure_kind(exc: MQTTError) -> str:
+    if isinstance(exc, MalformedPacket):
+        return "malformed packet"
+    if isinstance(exc, PacketTooLarge):
+        return "oversize packet"
+    return "protocol error"
+
+
+def _forwardable(properties: dict[int, Any]) -> dict[int, Any]:
+    if not properties:
+        return properties
+    return {k: v for k, v in properties.items() if k not in _NOT_FORWARDED}
+
+
+class Broker:
+    """The MQTT broker core. See the module docstring for how a shell drives it."""
+
+    def __init__(
+        self,
+        settings: BrokerSettings,
+        log: BrokerLog,
+        authenticator: Authenticator | None = None,
+        now: float = 0.0,
+        wakeup: Callable[[], None] | None = None,
+        client_id_factory: Callable[[], str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.log = log
+        self.authenticator = authenticator
+        self.wakeup = wakeup
+        self._new_client_id = client_id_factory or _auto_client_id
+        self.sessions: dict[str, Session] = {}
+        self.connections: set[Connection] = set()
+        self.tree = TopicTree()
+        self.retained_store = RetainedStore()
+        self.stats = Stats(now)
+        self._dirty: list[Connection] = []
+        self._wakeup_pending = False
+        self._timers: list[tuple[float, int, Connection]] = []
+        self._seq = itertools.count()
+        self._next_sys: float | None = now if settings.sys_interval > 0 else None
+        self._next_expiry_check: float | None = (
+            now + 60.0 if settings.persistent_client_expiration else None
+        )
+        self._max_inflight = settings.max_inflight_messages or 65535
+        self._queue_limit = settings.max_queued_messages
+        self._size_limit = settings.message_size_limit
+        self._handlers: dict[type, Callable[[Connection, Any, float], None]] = {
+            Publish: self._on_publish,
+            Puback: self._on_puback,
+            Pubrec: self._on_pubrec,
+            Pubrel: self._on_pubrel,
+            Pubcomp: self._on_pubcomp,
+            Subscribe: self._on_subscribe,
+            Unsubscribe: self._on_unsubscribe,
+            Pingreq: self._on_pingreq,
+            Disconnect: self._on_disconnect,
+        }
+
+    # ------------------------------------------------------------------ shell entry points
+
+    def connection_made(self, sink: Sink, peer: str, listener_port: int, now: float) -> Connection:
+        """A transport was accepted; returns the handle the shell passes back in."""
+        conn = Connection(sink, peer, listener_port, now)
+        self.stats.sockets += 1
+        limit = self.settings.max_connections
+        if limit >= 0 and len(self.connections) >= limit:
+            if self.log.notice and self.settings.connection_messages:
+                self.log.write(
+                    f"Client connection from {conn.host} denied: max_connections exceeded."
+                )
+            conn.state = CLOSED
+            sink.close()
+            return conn
+        if self.log.notice and self.settings.connection_messages:
+            self.log.write(f"New connection from {peer} on port {listener_port}.")
+        self.connections.add(conn)
+        self._schedule(conn, now + CONNECT_TIMEOUT)
+        return conn
+
+    def data_received(self, conn: Connection, data: bytes, now: float) -> None:
+        """Bytes arrived on ``conn``: handle every complete packet in them."""
+        if conn.state == CLOSED:
+            return
+        conn.last_seen = now
+        stats = self.stats
+        stats.bytes_received += len(data)
+        reader = conn.reader
+        handlers = self._handlers
+        try:
+            reader.feed(data)
+            while True:
+                packet = reader.next_packet()
+                if packet is None:
+                    return
+                stats.messages_received += 1
+                if conn.state == CONNECTED:
+                    handler = handlers.get(type(packet))
+                    if handler is None:
+                        name = type(packet).__name__.upper()
+                        raise ProtocolError("second CONNECT" if name == "CONNECT" else name)
+                    handler(conn, packet, now)
+                elif isinstance(packet, Connect):
+                    self._on_connect(conn, packet, now)
+                else:
+                    raise ProtocolError(f"{type(packet).__name__.upper()} before CONNECT")
+                if conn.state == CLOSED:
+                    return
+        except MQTTError as exc:
+            self._fail(conn, exc, now)
+
+    def connection_lost(self, conn: Connection, now: float) -> None:
+        """The peer closed the connection (or the socket failed)."""
+        if conn.state == CLOSED:
+            return
+        if self.log.notice and self.settings.connection_messages:
+            self.log.write(f"Client {conn.name} closed its connection.")
+        self._close(conn, now, publish_will=True)
+
+    def pause_writing(self, conn: Connection) -> None:
+        """The transport's buffer is full: queue QoS 1/2 and drop QoS 0 for this client."""
+        conn.paused = True
+
+    def resume_writing(self, conn: Connection, now: float) -> None:
+        """The transport drained: send what was queued meanwhile."""
+        conn.paused = False
+        session = conn.session
+        if session is not None and conn.state == CONNECTED and session.queue:
+            self._drain(session)
+
+    def flush(self) -> None:
+        """Write each connection's accumulated output to its sink, once."""
+        self._wakeup_pending = False
+        dirty = self._dirty
+        if not dirty:
+            return
+        self._dirty = []
+        stats = self.stats
+        for conn in dirty:
+            conn.dirty = False
+            if conn.state == CLOSED or not conn.out:
+                continue
+            data = conn.out
+            conn.out = bytearray()
+            stats.bytes_sent += len(data)
+            conn.sink.write(data)
+
+    def next_deadline(self) -> float | None:
+        """When ``tick`` should next be called (None: nothing scheduled)."""
+        best: float | None = self._timers[0][0] if self._timers else None
+        for t in (self._next_sys, self._next_expiry_check):
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    def tick(self, now: float) -> None:
+        """Enforce keepalive and connect timeouts, publish $SYS, expire old sessions."""
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            _, _, conn = heapq.heappop(timers)
+            if conn.state == CLOSED:
+                continue
+            if conn.state == NEW:
+                due = conn.last_seen + CONNECT_TIMEOUT
+            elif conn.keepalive:
+                due = conn.last_seen + conn.keepalive * 1.5
+            else:
+                continue
+            if due > now:
+                self._schedule(conn, due)
+                continue
+            if self.log.notice and self.settings.connection_messages:
+                self.log.write(f"Client {conn.name} has exceeded timeout, disconnecting.")
+            self._close(conn, now, publish_will=True)
+        if self._next_sys is not None and now >= self._next_sys:
+            self._publish_sys(now)
+            self._next_sys = now + self.settings.sys_interval
+        if self._next_expiry_check is not None and now >= self._next_expiry_check:
+            self._expire_sessions(now)
+            self._next_expiry_check = now + 60.0
+        self._flush_if_no_shell()
+
+    def shutdown(self, now: float) -> None:
+        """Close every connection (persistent sessions stay in memory)."""
+        for conn in list(self.connections):
+            self._close(conn, now, publish_will=False)
+
+    # ------------------------------------------------------------------ API for other faces
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int = 0,
+        retain: bool = False,
+        now: float = 0.0,
+        properties: dict[int, Any] | None = None,
+    ) -> None:
+        """Publish a message from inside the process (e.g. a CoAP PUT/POST).
+
+        Raises :class:`TopicNameInvalid` for a bad topic name.
+        """
+        validate_topic_name(topic)
+        stats = self.stats
+        stats.publish_received += 1
+        stats.publish_bytes_received += len(payload)
+        if retain and not self.settings.retain_available:
+            retain = False
+        self._route(topic, payload, qos, retain, properties or {}, None)
+
+    def subscribe_internal(
+        self, topic_filter: str, subscriber: InternalSubscriber, qos: int
+    ) -> None:
+        """Deliver every message matching ``topic_filter`` to ``subscriber.deliver``."""
+        self.tree.add(topic_filter, subscriber, SubscriptionOptions(qos=qos))
+
+    def unsubscribe_internal(self, topic_filter: str, subscriber: InternalSubscriber) -> bool:
+        """Undo :meth:`subscribe_internal`; False if there was no such subscription."""
+        return self.tree.remove(topic_filter, subscriber)
+
+    def retained(self, topic: str) -> tuple[bytes, int, dict[int, Any]] | None:
+        """The retained message of ``topic`` as ``(payload, qos, properties)``, or None."""
+        message = self.retained_store.get(topic)
+        if message is None:
+            return None
+        return message.payload, message.qos, message.properties
+
+    def clear_retained(self, topic: str) -> bool:
+        """Forget the retained message of ``topic``; False if there was none."""
+        return self.retained_store.clear(topic)
+
+    # ------------------------------------------------------------------ errors and closing
+
+    def _fail(self, conn: Connection, exc: MQTTError, now: float) -> None:
+        """The one place bad input ends up: answer as the protocol says, log, close."""
+        if conn.state == CLOSED:
+            return
+        log = self.log
+        reason = exc.reason.rstrip(".")
+        if conn.state == NEW:
+            level = conn.reader.protocol_level
+            if isinstance(exc, UnsupportedProtocolVersion):
+                connack = getattr(exc, "connack", None)
+                if connack:
+                    self._append(conn, connack)
+                    if log.debug:
+                        log.write(f"Sending CONNACK to {conn.host} (0, {connack[-1]})")
+            elif level == MQTT_5 and exc.reason_code >= 0x80:
+                # A bad CONNECT from a 5.0 client gets a CONNACK with the reason code.
+                self._send_connack(conn, False, exc.reason_code, {}, MQTT_5)
+        elif conn.protocol_level == MQTT_5:
+            self._append(conn, encode(Disconnect(reason_code=exc.reason_code), MQTT_5))
+            if log.debug:
+                log.write(f"Sending DISCONNECT to {conn.name} ({exc.reason_code})")
+        if log.notice:
+            log.write(f"Client {conn.name} disconnected due to {_failure_kind(exc)} ({reason}).")
+        self._close(conn, now, publish_will=True)
+
+    def _close(self, conn: Connection, now: float, publish_will: bool) -> None:
+        """Write what is pending, close the sink, detach the session, maybe send the will."""
+        if conn.state == CLOSED:
+            return
+        conn.state = CLOSED
+        self.connections.discard(conn)
+        if conn.out:
+            data = conn.out
+            conn.out = bytearray()
+            self.stats.bytes_sent += len(data)
+            with contextlib.suppress(Exception):
+                conn.sink.write(data)
+        with contextlib.suppress(Exception):
+            conn.sink.close()
+        will = conn.will
+        conn.will = None
+        session = conn.session
+        if session is not None and session.connection is conn:
+            session.connection = None
+            session.disconnected_at = now
+            if not session.persistent:
+                self._drop_session(session)
+        if will is not None and publish_will:
+            self._route(
+                will.topic,
+                will.payload,
+                will.qos,
+                will.retain and self.settings.retain_available,
+                will.properties,
+                None,
+            )
+        self._flush_if_no_shell()
+
+    def _flush_if_no_shell(self) -> None:
+        # Work done outside data_received (timers, closes) still needs a flush.
+        if self._dirty and not self._wakeup_pending and self.wakeup is not None:
+            self._wakeup_pending = True
+            self.wakeup()
+
+    def _drop_session(self, session: Session) -> None:
+        if self.sessions.get(session.client_id) is session:
+            del self.sessions[session.client_id]
+        tree = self.tree
+        for topic_filter in session.subscriptions:
+            tree.remove(topic_filter, session)
+        session.subscriptions.clear()
+        session.queue.clear()
+        session.inflight.clear()
+
+    def _expire_sessions(self, now: float) -> None:
+        limit = self.settings.persistent_client_expiration
+        if not limit:
+            return
+        for session in list(self.sessions.values()):
+            gone = session.disconnected_at
+            if session.connection is None and gone is not None and now - gone >= limit:
+                if self.log.notice:
+                    self.log.write(f"Expiring client {session.client_id} due to timeout.")
+                self.stats.clients_expired += 1
+                self._drop_session(session)
+
+    # ------------------------------------------------------------------ output helpers
+
+    def _append(self, conn: Connection, data: bytes) -> None:
+        conn.out += data
+        self.stats.messages_sent += 1
+        if not conn.dirty:
+            self._mark_dirty(conn)
+
+    def _mark_dirty(self, conn: Connection) -> None:
+        conn.dirty = True
+        self._dirty.append(conn)
+        if not self._wakeup_pending and self.wakeup is not None:
+            self._wakeup_pending = True
+            self.wakeup()
+
+    def _schedule(self, conn: Connection, when: float) -> None:
+        heapq.heappush(self._timers, (when, next(self._seq), conn))
+
+    def _send_connack(
+        self,
+        conn: Connection,
+        session_present: bool,
+        code: int,
+        properties: dict[int, Any],
+        level: int,
+    ) -> None:
+        self._append(conn, encode(Connack(session_present, code, properties), level))
+
+    # ------------------------------------------------------------------ CONNECT
+
+    def _refuse(self, conn: Connection, packet: Connect, code: int, name: str, now: float) -> None:
+        level = packet.protocol_level
+        self._send_connack(conn, False, code, {}, level)
+        if self.log.debug:
+            self.log.write(f"Sending CONNACK to {name} (0, {code})")
+        self._close(conn, now, publish_will=False)
+
+    def _on_connect(self, conn: Connection, packet: Connect, now: float) -> None:
+        settings = self.settings
+        log = self.log
+        level = packet.protocol_level
+        v5 = level == MQTT_5
+        conn.protocol_level = level
+        client_id = packet.client_id
+        assigned = False
+        if not client_id:
+            if level == MQTT_3_1 or (not v5 and not packet.clean_start):
+                if log.notice:
+                    log.write(
+                        "Client <unknown> disconnected due to protocol error "
+                        "(empty client id without clean session)."
+                    )
+                self._refuse(conn, packet, 0x85 if v5 else 0x02, conn.host, now)
+                return
+            client_id = self._new_client_id()
+            assigned = True
+
+        if packet.username is None:
+            allowed = settings.allow_anonymous
+        elif self.authenticator is not None:
+            allowed = self.authenticator.check(packet.username, packet.password, client_id)
+        else:
+            allowed = settings.allow_anonymous
+        if not allowed:
+            self._refuse(conn, packet, 0x87 if v5 else 0x05, client_id, now)
+            if log.notice:
+                log.write(f"Client {client_id} disconnected, not authorised.")
+            return
+
+        will = packet.will
+        if will is not None and will.retain and not settings.retain_available:
+            if v5:
+                self._refuse(conn, packet, 0x9A, client_id, now)
+                return
+            will.retain = False
+
+        keepalive = packet.keepalive
+        connack_props: dict[int, Any] = {}
+        if v5:
+            max_keepalive = settings.max_keepalive
+            if max_keepalive and (keepalive > max_keepalive or keepalive == 0):
+                keepalive = max_keepalive
+                connack_props[PROP_SERVER_KEEP_ALIVE] = keepalive
+            connack_props[PROP_TOPIC_ALIAS_MAXIMUM] = TOPIC_ALIAS_MAXIMUM
+            if assigned:
+                connack_props[PROP_ASSIGNED_CLIENT_ID] = client_id
+            if not settings.retain_available:
+                connack_props[PROP_RETAIN_AVAILABLE] = 0
+            if self._max_inflight < 65535:
+                connack_props[PROP_RECEIVE_MAXIMUM] = self._max_inflight
+
+        session = self.sessions.get(client_id)
+        if session is not None and session.connection is not None:
+            old = session.connection
+            if log.notice and settings.connection_messages:
+                log.write(f"Client {client_id} already connected, closing old connection.")
+            if old.protocol_level == MQTT_5:
+                self._append(old, encode(Disconnect(reason_code=0x8E), MQTT_5))
+            self._close(old, now, publish_will=True)
+            session = self.sessions.get(client_id)
+        if session is not None and packet.clean_start:
+            self._drop_session(session)
+            session = None
+        session_present = session is not None
+        if v5:
+            persistent = bool(packet.properties.get(PROP_SESSION_EXPIRY, 0))
+        else:
+            persistent = not packet.clean_start
+        if session is None:
+            session = Session(client_id, persistent, level)
+            self.sessions[client_id] = session
+        session.persistent = persistent
+        session.protocol_level = level
+        session.connection = conn
+        session.disconnected_at = None
+        inflight_max = self._max_inflight
+        if v5:
+            receive_max = packet.properties.get(PROP_RECEIVE_MAXIMUM)
+            if receive_max:
+                inflight_max = min(inflight_max, int(receive_max))
+        session.inflight_max = inflight_max
+
+        conn.client_id = client_id
+        conn.session = session
+        conn.keepalive = keepalive
+        conn.will = will
+        conn.username = packet.username
+        conn.state = CONNECTED
+        stats = self.stats
+        stats.connections += 1
+        connected = sum(1 for s in self.sessions.values() if s.connection is not None)
+        if connected > stats.clients_maximum:
+            stats.clients_maximum = connected
+        if keepalive:
+            self._schedule(conn, now + keepalive * 1.5)
+
+        if log.notice and settings.connection_messages:
+            user = f", u'{packet.username}'" if packet.username is not None else ""
+            log.write(
+                f"New client connected from {conn.peer} as {client_id} "
+                f"(p{_MOSQ_PROTOCOL[level]}, c{int(packet.clean_start)}, k{keepalive}{user})."
+            )
+        if log.debug:
+            if will is not None:
+                log.write(
+                    f"Will message specified ({len(will.payload)} bytes) "
+                    f"(r{int(will.retain)}, q{will.qos})."
+                )
+                log.write(f"\t{will.topic}")
+            else:
+                log.write("No will message specified.")
+            log.write(f"Sending CONNACK to {client_id} ({int(session_present)}, 0)")
+        self._send_connack(conn, session_present, 0, connack_props, level)
+        if session_present:
+            self._resend(session, conn)
+            self._drain(session)
+
+    # ------------------------------------------------------------------ inbound PUBLISH
+
+    def _on_publish(self, conn: Connection, packet: Publish, now: float) -> None:
+        stats = self.stats
+        payload = packet.payload
+        stats.publish_received += 1
+        stats.publish_bytes_received += len(payload)
+        topic = packet.topic
+        qos = packet.qos
+        properties = packet.properties
+        if properties and PROP_TOPIC_ALIAS in properties:
+            topic = self._resolve_alias(conn, topic, properties[PROP_TOPIC_ALIAS])
+        log = self.log
+        mid = packet.packet_id or 0
+        if log.debug:
+            log.write(
+                f"Received PUBLISH from {conn.client_id} (d{int(packet.dup)}, q{qos}, "
+                f"r{int(packet.retain)}, m{mid}, '{topic}', ... ({len(payload)} bytes))"
+            )
+        if packet.retain and not self.settings.retain_available:
+            raise MQTTError("retain is not supported", 0x9A)
+        limit = self._size_limit
+        if limit and len(payload) > limit:
+            if log.debug:
+                log.write(
+                    f"Dropped too large PUBLISH from {conn.client_id} (d{int(packet.dup)}, "
+                    f"q{qos}, r{int(packet.retain)}, m{mid}, '{topic}', ... "
+                    f"({len(payload)} bytes))"
+                )
+            if qos == 1:
+                self._send_ack(conn, Puback, mid, 0x95)
+            elif qos == 2:
+                self._send_ack(conn, Pubrec, mid, 0x95)
+            return
+        if qos == 0:
+            self._route(topic, payload, 0, packet.retain, properties, conn.session)
+        elif qos == 1:
+            self._route(topic, payload, 1, packet.retain, properties, conn.session)
+            self._append(conn, bytes((0x40, 2, mid >> 8, mid & 0xFF)))
+            if log.debug:
+                log.write(f"Sending PUBACK to {conn.client_id} (m{mid}, rc0)")
+        else:
+            session = conn.session
+            assert session is not None
+            if mid not in session.inbound:
+                session.inbound[mid] = Message(topic, payload, 2, packet.retain, properties)
+            self._append(conn, bytes((0x50, 2, mid >> 8, mid & 0xFF)))
+            if log.debug:
+                log.write(f"Sending PUBREC to {conn.client_id} (m{mid}, rc0)")
+
+    def _resolve_alias(self, conn: Connection, topic: str, alias: Any) -> str:
+        if not 0 < int(alias) <= TOPIC_ALIAS_MAXIMUM:
+            raise ProtocolError(f"topic alias {alias} out of range", 0x94)
+        aliases = conn.aliases
+        if aliases is None:
+            aliases = conn.aliases = {}
+        if topic:
+            aliases[alias] = topic
+            return topic
+        known = aliases.get(alias)
+        if known is None:
+            raise ProtocolError(f"unknown topic alias {alias}")
+        return known
+
+    def _send_ack(self, conn: Connection, kind: type, mid: int, code: int) -> None:
+        self._append(conn, encode(kind(mid, code), conn.protocol_level))
+        if self.log.debug:
+            self.log.write(
+                f"Sending {kind.__name__.upper()} to {conn.client_id} (m{mid}, rc{code})"
+            )
+
+    def _on_pubrel(self, conn: Connection, packet: Pubrel, now: float) -> None:
+        mid = packet.packet_id
+        log = self.log
+        if log.debug:
+            log.write(f"Received PUBREL from {conn.client_id} (Mid: {mid})")
+        session = conn.session
+        assert session is not None
+        message = session.inbound.pop(mid, None)
+        if message is not None:
+            self._route(
+                message.topic,
+                message.payload,
+                2,
+                message.retain,
+                message.properties,
+                session,
+            )
+            self._append(conn, bytes((0x70, 2, mid >> 8, mid & 0xFF)))
+        elif conn.protocol_level == MQTT_5:
+            self._append(conn, encode(Pubcomp(mid, 0x92), MQTT_5))
+        else:
+            self._append(conn, bytes((0x70, 2, mid >> 8, mid & 0xFF)))
+        if log.debug:
+            log.write(f"Sending PUBCOMP to {conn.client_id} (m{mid})")
+
+    # ------------------------------------------------------------------ routing (hot path)
+
+    def _route(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        properties: dict[int, Any],
+        origin: Session | None,
+    ) -> None:
+        """Deliver one message to every matching subscriber; encode once per wire variant."""
+        if retain:
+            if payload:
+                self.retained_store.set(Message(topic, payload, qos, True, properties))
+            else:
+                self.retained_store.clear(topic)
+        matches = self.tree.match(topic)
+        if not matches:
+            return
+        encoded: dict[tuple[bool, int, bool], tuple[bytes, bytes]] = {}
+        message: Message | None = None
+        forward: dict[int, Any] | None = None
+        stats = self.stats
+        log = self.log
+        for target, sub_qos, options in matches:
+            q = qos if qos < sub_qos else sub_qos
+            if type(target) is not Session:
+                target.deliver(topic, payload, q, False, properties)
+                continue
+            if options.no_local and target is origin:
+                continue
+            conn = target.connection
+            r = retain if options.retain_as_published else False
+            if q == 0:
+                if conn is None or conn.paused:
+                    if conn is None and self.settings.queue_qos0_messages:
+                        if message is None:
+                            message = Message(topic, payload, qos, retain, properties)
+                        self._enqueue(target, Outgoing(message, 0, r))
+                    else:
+                        stats.publish_dropped += 1
+                    continue
+                v5 = conn.protocol_level == MQTT_5
+                key = (v5, 0, r)
+                parts = encoded.get(key)
+                if parts is None:
+                    if v5 and forward is None:
+                        forward = _forwardable(properties)
+                    head, tail = encode_publish_parts(
+                        topic, payload, 0, r, False, forward if v5 else None, conn.protocol_level
+                    )
+                    parts = encoded[key] = (head + tail, b"")
+                conn.out += parts[0]
+                stats.messages_sent += 1
+                stats.publish_sent += 1
+                stats.publish_bytes_sent += len(payload)
+                if not conn.dirty:
+                    self._mark_dirty(conn)
+                if log.debug:
+                    log.write(
+                        f"Sending PUBLISH to {target.client_id} (d0, q0, r{int(r)}, m0, "
+                        f"'{topic}', ... ({len(payload)} bytes))"
+                    )
+                continue
+            if message is None:
+                message = Message(topic, payload, qos, retain, properties)
+            item = Outgoing(message, q, r)
+            if (
+                conn is None
+                or conn.paused
+                or target.queue
+                or len(target.inflight) >= target.inflight_max
+            ):
+                self._enqueue(target, item)
+                continue
+            mid = target.allocate_mid()
+            target.inflight[mid] = item
+            v5 = conn.protocol_level == MQTT_5
+            key = (v5, q, r)
+            parts = encoded.get(key)
+            if parts is None:
+                if v5 and forward is None:
+                    forward = _forwardable(properties)
+                parts = encoded[key] = encode_publish_parts(
+                    topic, payload, q, r, False, forward if v5 else None, conn.protocol_level
+                )
+            out = conn.out
+            out += parts[0]
+            out += mid.to_bytes(2, "big")
+            out += parts[1]
+            stats.messages_sent += 1
+            stats.publish_sent += 1
+            stats.publish_bytes_sent += len(payload)
+            if not conn.dirty:
+                self._mark_dirty(conn)
+            if log.debug:
+                log.write(
+                    f"Sending PUBLISH to {target.client_id} (d0, q{q}, r{int(r)}, m{mid}, "
+                    f"'{topic}', ... ({len(payload)} bytes))"
+                )
+
+    def _enqueue(self, session: Session, item: Outgoing) -> None:
+        queue = session.queue
+        limit = self._queue_limit
+        if limit > 0 and len(queue) >= limit:
+            queue.popleft()
+            session.dropped += 1
+            self.stats.publish_dropped += 1
+            if session.dropped == 1 and self.log.notice:
+                self.log.write(
+                    f"Outgoing messages are being dropped for client {session.client_id}."
+                )
+        queue.append(item)
+
+    def _send_publish(
+        self, session: Session, conn: Connection, item: Outgoing, mid: int, dup: bool
+    ) -> None:
+        """Encode and send one PUBLISH on its own (queue drains, resends, retained)."""
+        message = item.message
+        level = conn.protocol_level
+        props = _forwardable(message.properties) if level == MQTT_5 else None
+        head, tail = encode_publish_parts(
+            message.topic, message.payload, item.qos, item.retain, dup, props, level
+        )
+        out = conn.out
+        out += head
+        if item.qos:
+            out += mid.to_bytes(2, "big")
+        out += tail
+        stats = self.stats
+        stats.messages_sent += 1
+        stats.publish_sent += 1
+        stats.publish_bytes_sent += len(message.payload)
+        if not conn.dirty:
+            self._mark_dirty(conn)
+        if self.log.debug:
+            self.log.write(
+                f"Sending PUBLISH to {session.client_id} (d{int(dup)}, q{item.qos}, "
+                f"r{int(item.retain)}, m{mid}, '{message.topic}', ... "
+                f"({len(message.payload)} bytes))"
+            )
+
+    def _deliver(self, session: Session, item: Outgoing) -> None:
+        """Send now if the window allows, else queue (QoS 0 offline is dropped unless queued)."""
+        conn = session.connection
+        if item.qos == 0:
+            if conn is not None and not conn.paused:
+                self._send_publish(session, conn, item, 0, False)
+            elif conn is None and self.settings.queue_qos0_messages:
+                self._enqueue(session, item)
+            else:
+                self.stats.publish_dropped += 1
+            return
+        if (
+            conn is None
+            or conn.paused
+            or session.queue
+            or len(session.inflight) >= session.inflight_max
+        ):
+            self._enqueue(session, item)
+            return
+        mid = session.allocate_mid()
+        session.inflight[mid] = item
+        self._send_publish(session, conn, item, mid, False)
+
+    def _drain(self, session: Session) -> None:
+        """Move queued messages into the in-flight window while there is room."""
+        conn = session.connection
+        if conn is None or conn.state != CONNECTED:
+            return
+        queue = session.queue
+        inflight = session.inflight
+        while queue and not conn.paused:
+            item = queue[0]
+            if item.qos == 0:
+                queue.popleft()
+                self._send_publish(session, conn, item, 0, False)
+                continue
+            if len(inflight) >= session.inflight_max:
+                break
+            queue.popleft()
+            mid = session.allocate_mid()
+            inflight[mid] = item
+            self._send_publish(session, conn, item, mid, False)
+        if not queue:
+            session.dropped = 0
+
+    def _resend(self, session: Session, conn: Connection) -> None:
+        """On reconnect: resend unacknowledged PUBLISHes with DUP, and pending PUBRELs."""
+        for mid, item in list(session.inflight.items()):
+            if item.state == AWAIT_ACK:
+                self._send_publish(session, conn, item, mid, True)
+            else:
+                self._append(conn, bytes((0x62, 2, mid >> 8, mid & 0xFF)))
+                if self.log.debug:
+                    self.log.write(f"Sending PUBREL to {session.client_id} (m{mid})")
+
+    # ------------------------------------------------------------------ outbound acks
+
+    def _on_puback(self, conn: Connection, packet: Puback, now: float) -> None:
+        mid = packet.packet_id
+        if self.log.debug:
+            self.log.write(
+                f"Received PUBACK from {conn.client_id} (Mid: {mid}, RC:{packet.reason_code})"
+            )
+        session = conn.session
+        assert session is not None
+        item = session.inflight.get(mid)
+        if item is not None and item.qos == 1:
+            del session.inflight[mid]
+            if session.queue:
+                self._drain(session)
+
+    def _on_pubrec(self, conn: Connection, packet: Pubrec, now: float) -> None:
+        mid = packet.packet_id
+        log = self.log
+        if log.debug:
+            log.write(f"Received PUBREC from {conn.client_id} (Mid: {mid})")
+        session = conn.session
+        assert session is not None
+        item = session.inflight.get(mid)
+        if item is None or item.qos != 2:
+            if conn.protocol_level == MQTT_5:
+                self._append(conn, encode(Pubrel(mid, 0x92), MQTT_5))
+            else:
+                self._append(conn, bytes((0x62, 2, mid >> 8, mid & 0xFF)))
+        elif packet.reason_code >= 0x80:
+            # 5.0: the receiver refused the message; the flow ends here.
+            del session.inflight[mid]
+            if session.queue:
+                self._drain(session)
+            return
+        else:
+            item.state = AWAIT_COMP
+            self._append(conn, bytes((0x62, 2, mid >> 8, mid & 0xFF)))
+        if log.debug:
+            log.write(f"Sending PUBREL to {conn.client_id} (m{mid})")
+
+    def _on_pubcomp(self, conn: Connection, packet: Pubcomp, now: float) -> None:
+        mid = packet.packet_id
+        if self.log.debug:
+            self.log.write(
+                f"Received PUBCOMP from {conn.client_id} (Mid: {mid}, RC:{packet.reason_code})"
+            )
+        session = conn.session
+        assert session is not None
+        item = session.inflight.get(mid)
+        if item is not None and item.state == AWAIT_COMP:
+            del session.inflight[mid]
+            if session.queue:
+                self._drain(session)
+
+    # ------------------------------------------------------------------ SUBSCRIBE & co
+
+    def _on_subscribe(self, conn: Connection, packet: Subscribe, now: float) -> None:
+        log = self.log
+        session = conn.session
+        assert session is not None
+        client_id = session.client_id
+        if log.debug:
+            log.write(f"Received SUBSCRIBE from {client_id}")
+        codes: list[int] = []
+        granted: list[tuple[str, int, bool, SubscriptionOptions]] = []
+        for topic_filter, options in packet.subscriptions:
+            qos = min(options.qos, 2)
+            if log.debug:
+                log.write(f"\t{topic_filter} (QoS {qos})")
+            existed = self.tree.add(topic_filter, session, options)
+            session.subscriptions[topic_filter] = options
+            if log.subscribe:
+                log.write(f"{client_id} {qos} {topic_filter}")
+            codes.append(qos)
+            granted.append((topic_filter, qos, existed, options))
+        self._append(conn, encode(Suback(packet.packet_id, codes), conn.protocol_level))
+        if log.debug:
+            log.write(f"Sending SUBACK to {client_id}")
+        for topic_filter, qos, existed, options in granted:
+            handling = options.retain_handling
+            if handling == 2 or (handling == 1 and existed):
+                continue
+            for message in self.retained_store.matching(topic_filter):
+                q = message.qos if message.qos < qos else qos
+                self._deliver(session, Outgoing(message, q, True))
+
+    def _on_unsubscribe(self, conn: Connection, packet: Unsubscribe, now: float) -> None:
+        log = self.log
+        session = conn.session
+        assert session is not None
+        client_id = session.client_id
+        if log.debug:
+            log.write(f"Received UNSUBSCRIBE from {client_id}")
+        codes: list[int] = []
+        for topic_filter in packet.topic_filters:
+            if log.debug:
+                log.write(f"\t{topic_filter}")
+            removed = self.tree.remove(topic_filter, session)
+            session.subscriptions.pop(topic_filter, None)
+            if log.unsubscribe:
+                log.write(f"{client_id} {topic_filter}")
+            codes.append(0x00 if removed else 0x11)
+        self._append(conn, encode(Unsuback(packet.packet_id, codes), conn.protocol_level))
+        if log.debug:
+            log.write(f"Sending UNSUBACK to {client_id}")
+
+    def _on_pingreq(self, conn: Connection, packet: Pingreq, now: float) -> None:
+        if self.log.debug:
+            self.log.write(f"Received PINGREQ from {conn.client_id}")
+        self._append(conn, b"\xd0\x00")
+        if self.log.debug:
+            self.log.write(f"Sending PINGRESP to {conn.client_id}")
+
+    def _on_disconnect(self, conn: Connection, packet: Disconnect, now: float) -> None:
+        log = self.log
+        if log.debug:
+            log.write(f"Received DISCONNECT from {conn.client_id}")
+        session = conn.session
+        if conn.protocol_level == MQTT_5 and session is not None:
+            expiry = packet.properties.get(PROP_SESSION_EXPIRY)
+            if expiry is not None:
+                session.persistent = bool(expiry)
+        keep_will = conn.protocol_level == MQTT_5 and packet.reason_code == 0x04
+        if not keep_will:
+            conn.will = None
+        if log.notice and self.settings.connection_messages:
+            log.write(f"Client {conn.client_id} disconnected.")
+        self._close(conn, now, publish_will=keep_will)
+
+    # ------------------------------------------------------------------ $SYS
+
+    def _publish_sys(self, now: float) -> None:
+        stats = self.stats
+        stats.update_loads(now)
+        connected = sum(1 for s in self.sessions.values() if s.connection is not None)
+        stored = len(self.retained_store) + sum(
+            len(s.queue) + len(s.inflight) for s in self.sessions.values()
+        )
+        for topic, text in stats.sys_messages(
+            now,
+            clients_connected=connected,
+            clients_total=len(self.sessions),
+            subscriptions=self.tree.count,
+            retained=len(self.retained_store),
+            stored=stored,
+            stored_bytes=self.retained_store.bytes,
+        ):
+            self._route(topic, text.encode(), 0, True, {}, None)
+
+
+def _auto_client_id() -> str:
+    """An id like mosquitto's ``auto-F48B4E53-24B0-C227-8112-A1A6CBE83390``."""
+    return "auto-" + str(uuid.uuid4()).upper()

@@ -1,0 +1,79 @@
+"""One network connection as the broker core sees it: a sink, a reader and an out-buffer."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from m2mhub.mqtt.codec import PacketReader
+from m2mhub.mqtt.packets import Will
+
+if TYPE_CHECKING:
+    from m2mhub.hub.session import Session
+
+# Connection states.
+NEW = 0  # waiting for CONNECT
+CONNECTED = 1
+CLOSED = 2
+
+
+class Sink(Protocol):
+    """Where a connection's bytes go: an asyncio transport or a test double."""
+
+    def write(self, data: Any) -> None: ...
+
+    def close(self) -> None: ...
+
+    def get_write_buffer_size(self) -> int: ...
+
+
+class Connection:
+    """Broker-side state of one connection; created by ``Broker.connection_made``."""
+
+    __slots__ = (
+        "aliases",
+        "client_id",
+        "deadline",
+        "dirty",
+        "host",
+        "keepalive",
+        "last_seen",
+        "listener_port",
+        "out",
+        "paused",
+        "peer",
+        "protocol_level",
+        "reader",
+        "session",
+        "sink",
+        "state",
+        "username",
+        "will",
+    )
+
+    def __init__(self, sink: Sink, peer: str, listener_port: int, now: float) -> None:
+        self.sink = sink
+        self.peer = peer  # "host:port"
+        self.host = peer.rsplit(":", 1)[0] if ":" in peer else peer
+        self.listener_port = listener_port
+        self.reader = PacketReader()
+        self.out = bytearray()
+        self.dirty = False
+        self.paused = False
+        self.state = NEW
+        self.client_id: str | None = None
+        self.protocol_level = 4
+        self.keepalive = 0
+        self.last_seen = now
+        self.deadline = 0.0
+        self.session: Session | None = None
+        self.username: str | None = None
+        self.will: Will | None = None
+        self.aliases: dict[int, str] | None = None  # MQTT 5 inbound topic aliases
+
+    @property
+    def name(self) -> str:
+        """The client id, or mosquitto's ``<unknown>`` before CONNECT."""
+        return self.client_id if self.client_id is not None else "<unknown>"
+
+    def __repr__(self) -> str:
+        return f"Connection({self.peer}, {self.client_id!r})"

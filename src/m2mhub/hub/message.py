@@ -1,0 +1,31 @@
+"""An application message as the broker keeps it (retained, queued or in flight)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Message:
+    """Topic, payload, QoS, retain flag and MQTT 5 properties of one published message.
+
+    One instance is shared by every session it is queued for or in flight to.
+    """
+
+    __slots__ = ("payload", "properties", "qos", "retain", "topic")
+
+    def __init__(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int = 0,
+        retain: bool = False,
+        properties: dict[int, Any] | None = None,
+    ) -> None:
+        self.topic = topic
+        self.payload = payload
+        self.qos = qos
+        self.retain = retain
+        self.properties: dict[int, Any] = properties if properties is not None else {}
+
+    def __repr__(self) -> str:
+        return f"Message({self.topic!r}, {self.payload!r}, qos={self.qos}, retain={self.retain})"

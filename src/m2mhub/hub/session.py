@@ -1,0 +1,78 @@
+"""Per-client session state: subscriptions, outgoing QoS 1/2 flows, queue, inbound QoS 2."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+from m2mhub.hub.message import Message
+from m2mhub.mqtt.packets import SubscriptionOptions
+
+if TYPE_CHECKING:
+    from m2mhub.hub.connection import Connection
+
+# Outgoing flow states of an in-flight message.
+AWAIT_ACK = 0  # PUBLISH sent, waiting for PUBACK (QoS 1) or PUBREC (QoS 2)
+AWAIT_COMP = 1  # PUBREL sent, waiting for PUBCOMP
+
+
+class Outgoing:
+    """One message on its way to a client: in flight (with a packet id) or queued."""
+
+    __slots__ = ("message", "qos", "retain", "state")
+
+    def __init__(self, message: Message, qos: int, retain: bool) -> None:
+        self.message = message
+        self.qos = qos
+        self.retain = retain
+        self.state = AWAIT_ACK
+
+
+class Session:
+    """What the broker remembers about a client id, connected or not."""
+
+    __slots__ = (
+        "client_id",
+        "connection",
+        "disconnected_at",
+        "dropped",
+        "inbound",
+        "inflight",
+        "inflight_max",
+        "next_mid",
+        "persistent",
+        "protocol_level",
+        "queue",
+        "subscriptions",
+    )
+
+    def __init__(self, client_id: str, persistent: bool, protocol_level: int) -> None:
+        self.client_id = client_id
+        self.persistent = persistent
+        self.protocol_level = protocol_level
+        self.connection: Connection | None = None
+        self.subscriptions: dict[str, SubscriptionOptions] = {}
+        # Outgoing QoS 1/2 messages by packet id, in sending order.
+        self.inflight: dict[int, Outgoing] = {}
+        self.inflight_max = 20
+        # Messages waiting for room in the in-flight window or for the client to come back.
+        self.queue: deque[Outgoing] = deque()
+        # Inbound QoS 2 messages received (PUBREC sent) and not yet released by PUBREL.
+        self.inbound: dict[int, Message | None] = {}
+        self.next_mid = 0
+        self.dropped = 0
+        self.disconnected_at: float | None = None
+
+    def allocate_mid(self) -> int:
+        """Next free packet id for an outgoing message (1..65535, skipping ids in flight)."""
+        mid = self.next_mid
+        inflight = self.inflight
+        for _ in range(65536):
+            mid = mid + 1 if mid < 65535 else 1
+            if mid not in inflight:
+                self.next_mid = mid
+                return mid
+        raise RuntimeError("no free packet id")  # unreachable: the window is far smaller
+
+    def __repr__(self) -> str:
+        return f"Session({self.client_id!r})"

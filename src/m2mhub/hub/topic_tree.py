@@ -1,0 +1,132 @@
+"""Subscription trie with ``+`` and ``#`` branches and a per-topic match cache.
+
+Subscribers are any hashable objects (MQTT sessions and internal subscribers alike). A lookup
+returns one entry per subscriber, carrying the highest QoS among its matching filters (one copy
+per client, as mosquitto delivers overlapping subscriptions). Topics starting with ``$`` are not
+matched by a ``+`` or ``#`` in the first level.
+
+The cache maps topic name -> match list and is cleared on every (un)subscribe; it is bounded
+so a stream of distinct topic names cannot grow it without end.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from m2mhub.mqtt.packets import SubscriptionOptions
+
+CACHE_LIMIT = 20_000
+
+# One match: (subscriber, granted QoS, options of the highest-QoS matching filter).
+Match = tuple[Any, int, SubscriptionOptions]
+
+
+class _Node:
+    __slots__ = ("children", "subscribers")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Node] = {}
+        self.subscribers: dict[Any, SubscriptionOptions] = {}
+
+
+class TopicTree:
+    """Topic filters -> subscribers, with matching of topic names."""
+
+    __slots__ = ("_cache", "_root", "count")
+
+    def __init__(self) -> None:
+        self._root = _Node()
+        self._cache: dict[str, list[Match]] = {}
+        self.count = 0  # number of (filter, subscriber) pairs
+
+    def add(self, topic_filter: str, subscriber: Any, options: SubscriptionOptions) -> bool:
+        """Subscribe; returns True if this replaced an existing subscription of the subscriber."""
+        node = self._root
+        for level in topic_filter.split("/"):
+            child = node.children.get(level)
+            if child is None:
+                child = node.children[level] = _Node()
+            node = child
+        existed = subscriber in node.subscribers
+        node.subscribers[subscriber] = options
+        if not existed:
+            self.count += 1
+        self._cache.clear()
+        return existed
+
+    def remove(self, topic_filter: str, subscriber: Any) -> bool:
+        """Unsubscribe; returns False if there was no such subscription."""
+        path: list[tuple[_Node, str]] = []
+        node = self._root
+        for level in topic_filter.split("/"):
+            child = node.children.get(level)
+            if child is None:
+                return False
+            path.append((node, level))
+            node = child
+        if node.subscribers.pop(subscriber, None) is None:
+            return False
+        self.count -= 1
+        self._cache.clear()
+        # Prune empty branches so the trie does not keep dead levels.
+        while path and not node.subscribers and not node.children:
+            parent, level = path.pop()
+            del parent.children[level]
+            node = parent
+        return True
+
+    def match(self, topic: str) -> list[Match]:
+        """Subscribers whose filters match ``topic`` (cached until the next (un)subscribe)."""
+        found = self._cache.get(topic)
+        if found is not None:
+            return found
+        best: dict[Any, SubscriptionOptions] = {}
+        levels = topic.split("/")
+        last = len(levels)
+        dollar = topic.startswith("$")
+        stack: list[tuple[_Node, int]] = [(self._root, 0)]
+        while stack:
+            node, i = stack.pop()
+            children = node.children
+            if not (i == 0 and dollar):
+                hash_node = children.get("#")
+                if hash_node is not None:
+                    _merge(best, hash_node.subscribers)
+            if i == last:
+                _merge(best, node.subscribers)
+                continue
+            exact = children.get(levels[i])
+            if exact is not None:
+                stack.append((exact, i + 1))
+            if not (i == 0 and dollar):
+                plus = children.get("+")
+                if plus is not None:
+                    stack.append((plus, i + 1))
+        result: list[Match] = [(sub, opts.qos, opts) for sub, opts in best.items()]
+        if len(self._cache) >= CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[topic] = result
+        return result
+
+
+def _merge(best: dict[Any, SubscriptionOptions], found: dict[Any, SubscriptionOptions]) -> None:
+    for sub, opts in found.items():
+        have = best.get(sub)
+        if have is None or opts.qos > have.qos:
+            best[sub] = opts
+
+
+def filter_matches(topic_filter: str, topic: str) -> bool:
+    """Does ``topic_filter`` match the topic name ``topic`` (``$`` rule included)?"""
+    if topic.startswith("$") and topic_filter[:1] in ("+", "#"):
+        return False
+    f_levels = topic_filter.split("/")
+    t_levels = topic.split("/")
+    for i, f in enumerate(f_levels):
+        if f == "#":
+            return True
+        if i >= len(t_levels):
+            return False
+        if f != "+" and f != t_levels[i]:
+            return False
+    return len(f_levels) == len(t_levels)
