@@ -1,0 +1,162 @@
+"""The benchmark scenarios of issues 2 (MQTT) and 4 (CoAP), as mqbench command lines.
+
+A scenario is one mqbench invocation against one freshly started server; it yields one or more
+table rows (``Metric``), each read from mqbench's JSON output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PAYLOAD_SIZE = 64
+
+# mosquitto drops QoS 1 messages once a subscriber has 1000 queued: fan-in at full speed loses
+# ~90% that way, so the QoS 1 fan-in row lifts the queue limit for every broker. The in-flight
+# window stays at its default (20): 0 (unlimited), 20 and 100 measured the same within noise.
+LIFTED_QUEUE_LIMITS = ("max_queued_messages 0",)
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """One row of the table: where its number is in mqbench's JSON, and how to show it."""
+
+    label: str
+    path: tuple[str, ...]
+    unit: str  # "msg/s", "req/s", "kB", "ms"
+    higher_is_better: bool = True
+    scale: float = 1.0
+
+    def value(self, data: dict[str, Any]) -> float | None:
+        node: Any = data
+        for key in self.path:
+            if not isinstance(node, dict) or key not in node:
+                return None
+            node = node[key]
+        if isinstance(node, bool) or not isinstance(node, int | float):
+            return None
+        return float(node) * self.scale
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """One mqbench run per server. ``{path}`` in ``args`` becomes the server's resource path."""
+
+    key: str
+    group: str  # "mqtt" or "coap"
+    mode: str  # mqbench subcommand
+    args: tuple[str, ...]
+    metrics: tuple[Metric, ...]
+    config: tuple[str, ...] = ()
+    timed: bool = True  # takes --duration
+    path: str = ""  # CoAP resource, generic form (each server maps it, see ServerKind)
+    seed_put: bool = False  # PUT a value to the path first so GET has something to return
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def mqbench_args(self, port: int, duration: float, server_pid: int, path: str) -> list[str]:
+        argv = [self.mode, "--host", "127.0.0.1", "--port", str(port)]
+        argv += [a.replace("{path}", path) for a in self.args]
+        if self.timed:
+            argv += ["--duration", f"{duration:g}"]
+        argv += ["--server-pid", str(server_pid), "--label", self.key]
+        return argv
+
+
+def _mqtt(key: str, label: str, args: tuple[str, ...], config: tuple[str, ...] = ()) -> Scenario:
+    metric = Metric(label, ("recv_msgs_per_s",), "msg/s")
+    size = ("--size", str(PAYLOAD_SIZE))
+    return Scenario(key, "mqtt", "mqtt", (*args, *size), (metric,), config)
+
+
+MQTT_SCENARIOS: tuple[Scenario, ...] = (
+    _mqtt(
+        "fanin-q0",
+        "fan-in QoS 0, 10 pubs -> 1 sub, delivered/s",
+        ("--pubs", "10", "--subs", "1", "--qos", "0"),
+    ),
+    _mqtt(
+        "fanin-q1",
+        "fan-in QoS 1, 10 pubs -> 1 sub, delivered/s (queue limits lifted)",
+        ("--pubs", "10", "--subs", "1", "--qos", "1"),
+        LIFTED_QUEUE_LIMITS,
+    ),
+    _mqtt(
+        "fanout-q0",
+        "fan-out QoS 0, 1 pub -> 100 subs, deliveries/s",
+        ("--pubs", "1", "--subs", "100", "--topics", "1", "--qos", "0"),
+    ),
+    _mqtt("pairs-q1", "50 pairs QoS 1, delivered/s", ("--pairs", "50", "--qos", "1")),
+    Scenario(
+        "conns",
+        "mqtt",
+        "conns",
+        ("--count", "5000", "--hold", "5"),
+        (
+            Metric(
+                "memory per idle connection (5,000 held)",
+                ("server_rss_kb_per_conn",),
+                "kB",
+                higher_is_better=False,
+            ),
+        ),
+        timed=False,
+    ),
+)
+
+COAP_SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        "coap-get-con",
+        "coap",
+        "coap",
+        ("--path", "{path}", "--method", "GET", "--sockets", "4", "--concurrency", "32"),
+        (Metric("GET, CON, requests/s", ("req_per_s",), "req/s"),),
+        path="/bench/get",
+        seed_put=True,
+    ),
+    Scenario(
+        "coap-get-non",
+        "coap",
+        "coap",
+        ("--path", "{path}", "--method", "GET", "--non", "--sockets", "4", "--concurrency", "32"),
+        (Metric("GET, NON, requests/s", ("req_per_s",), "req/s"),),
+        path="/bench/get",
+        seed_put=True,
+    ),
+    Scenario(
+        "coap-observe",
+        "coap",
+        "coap-observe",
+        ("--path", "{path}", "--observers", "100", "--updates", "1000"),
+        (
+            Metric(
+                "100 observers, 1,000 PUTs back to back: notifications/s",
+                ("notifications_per_s",),
+                "notif/s",
+            ),
+            Metric(
+                "notification latency p50",
+                ("notify_latency_us", "p50"),
+                "ms",
+                higher_is_better=False,
+                scale=0.001,
+            ),
+        ),
+        timed=False,
+        path="/bench/obs",
+        seed_put=True,
+    ),
+)
+
+SCENARIOS: dict[str, tuple[Scenario, ...]] = {"mqtt": MQTT_SCENARIOS, "coap": COAP_SCENARIOS}
+
+
+def select(group: str, keys: list[str] | None) -> list[Scenario]:
+    """The group's scenarios, optionally only those named (in the group's order)."""
+    available = SCENARIOS[group]
+    if not keys:
+        return list(available)
+    unknown = set(keys) - {s.key for s in available}
+    if unknown:
+        names = ", ".join(s.key for s in available)
+        raise ValueError(f"unknown {group} scenario(s) {sorted(unknown)}; known: {names}")
+    return [s for s in available if s.key in keys]

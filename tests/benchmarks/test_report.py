@@ -1,0 +1,119 @@
+"""The benchmark harness's bookkeeping: mqbench JSON in, Markdown table and README block out."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from m2mhub.bench.report import (
+    Result,
+    format_ratio,
+    parse_mqbench_output,
+    render_table,
+    replace_block,
+    result_notes,
+)
+from m2mhub.bench.scenarios import MQTT_SCENARIOS, Metric, select
+
+FANIN = {
+    "mode": "mqtt",
+    "sent": 1000,
+    "expected": 1000,
+    "received": 900,
+    "unique": 900,
+    "lost": 100,
+    "duplicates": 0,
+    "recv_msgs_per_s": 120000.4,
+    "client_cpu_pct": 95.0,
+    "client_saturated": True,
+    "server": {"pid": "1", "cpu_pct": 99.0, "rss_kb_max": 5000},
+    "error_total": 0,
+    "errors": {},
+}
+
+
+def test_parse_takes_the_json_line_among_other_output() -> None:
+    out = "building...\n" + json.dumps(FANIN) + "\n"
+    assert parse_mqbench_output(out)["recv_msgs_per_s"] == 120000.4
+
+
+def test_parse_rejects_output_without_json() -> None:
+    with pytest.raises(ValueError):
+        parse_mqbench_output("error: connection refused\n")
+
+
+def test_metric_follows_nested_keys_and_scales() -> None:
+    data = {"notify_latency_us": {"p50": 4400.0}}
+    assert Metric("p50", ("notify_latency_us", "p50"), "ms", scale=0.001).value(data) == 4.4
+    assert Metric("x", ("missing",), "ms").value(data) is None
+    assert Metric("flag", ("client_saturated",), "").value(FANIN) is None  # bools are no numbers
+
+
+def test_notes_flag_saturation_loss_and_errors() -> None:
+    data = dict(FANIN, duplicates=3, errors={"sub_eof": 1})
+    notes = "; ".join(result_notes(Result("fanin-q0", "m2mhub", data, exit_code=0)))
+    assert "saturated" in notes
+    assert "lost 100 (10.0%)" in notes
+    assert "3 duplicates" in notes
+    assert "sub_eof=1" in notes
+
+
+def test_table_has_both_brokers_and_the_ratio() -> None:
+    scenarios = select("mqtt", ["fanin-q0", "conns"])
+    results = [
+        Result(
+            "fanin-q0",
+            "mosquitto",
+            dict(FANIN, recv_msgs_per_s=100000, client_saturated=False, lost=0),
+        ),
+        Result("fanin-q0", "m2mhub", dict(FANIN, recv_msgs_per_s=50000)),
+        Result("conns", "mosquitto", {"mode": "conns", "server_rss_kb_per_conn": 0.7}),
+        Result("conns", "m2mhub", error="m2mhub exited at start:\nboom"),
+    ]
+    table = render_table(scenarios, ["mosquitto", "m2mhub"], results)
+    lines = table.splitlines()
+    assert lines[0] == "| scenario | mosquitto | m2mhub | m2mhub / mosquitto | notes |"
+    fanin = lines[2].split(" | ")
+    assert fanin[1:4] == ["100,000", "50,000", "0.50"]
+    assert "m2mhub: lost 100" in fanin[4]
+    conns = lines[3].split(" | ")
+    assert conns[1:4] == ["0.70 kB", "n/a", "n/a"]
+    assert "m2mhub exited at start" in conns[4]
+
+
+def test_ratio_formatting() -> None:
+    assert format_ratio(1.0, 2.0) == "0.50"
+    assert format_ratio(30.0, 2.0) == "15.0"
+    assert format_ratio(None, 2.0) == "n/a"
+    assert format_ratio(1.0, 0.0) == "n/a"
+
+
+def test_replace_block_between_markers_keeps_the_rest() -> None:
+    doc = "# B\n\n<!-- bench:mqtt:begin -->\nold\n<!-- bench:mqtt:end -->\n\n## CoAP\n"
+    new = replace_block(doc, "mqtt", "| new |")
+    assert "old" not in new
+    assert "<!-- bench:mqtt:begin -->\n| new |\n<!-- bench:mqtt:end -->" in new
+    assert new.endswith("## CoAP\n")
+    again = replace_block(new, "coap", "coap table")
+    assert again.count("<!-- bench:coap:begin -->") == 1
+    assert "| new |" in again
+
+
+def test_scenario_command_lines() -> None:
+    fanin, *_, conns = MQTT_SCENARIOS
+    argv = fanin.mqbench_args(port=1234, duration=3, server_pid=42, path="")
+    assert argv[:5] == ["mqtt", "--host", "127.0.0.1", "--port", "1234"]
+    assert argv[argv.index("--duration") + 1] == "3"
+    assert argv[argv.index("--size") + 1] == "64"
+    assert argv[argv.index("--server-pid") + 1] == "42"
+    assert "--duration" not in conns.mqbench_args(port=1, duration=3, server_pid=2, path="")
+    coap = select("coap", ["coap-get-con"])[0]
+    assert "/ps/bench/get" in coap.mqbench_args(
+        port=1, duration=1, server_pid=2, path="/ps/bench/get"
+    )
+
+
+def test_unknown_scenario_is_refused() -> None:
+    with pytest.raises(ValueError, match="fanin-q0"):
+        select("mqtt", ["nope"])
