@@ -12,10 +12,17 @@ leaves a choice we do what mosquitto 2.0 does:
 - Strings must be valid UTF-8 without U+0000, control characters (U+0001-U+001F,
   U+007F-U+009F) and non-characters (U+FDD0-U+FDEF, U+xFFFE, U+xFFFF): mosquitto rejects all of
   them as malformed.
-- PUBLISH with QoS 0 and DUP set is malformed.
+- PUBLISH with QoS 0 and DUP set is accepted (and reported as ``dup=True``).
 - Invalid topic filters in SUBSCRIBE/UNSUBSCRIBE raise :class:`TopicFilterInvalid` (mosquitto
-  disconnects, for every version, rather than answering 0x8F); ``$share/group/filter`` is
-  checked as a shared subscription for every version, as mosquitto does.
+  disconnects, for every version, rather than answering 0x8F). In 5.0 ``$share/...`` must be a
+  well-formed shared subscription (mosquitto 2.0.11 also accepts ``$share/g`` and
+  ``$share//a``); before 5.0 ``$share`` is an ordinary first level.
+
+Where mosquitto 2.0.11 is laxer than the specification we follow the specification: it
+accepts PINGREQ with flags or a body, a 3.1.1 PUBACK with a trailing byte, unknown ack reason
+codes, out-of-range property values (Payload Format Indicator 2) and duplicate properties; we
+raise :class:`MalformedPacket` (wrong flags, lengths, duplicates) or :class:`ProtocolError`
+(reason codes and property values the specification forbids).
 - An empty SUBSCRIBE/UNSUBSCRIBE is a :class:`ProtocolError` except in 3.1.
 - In 3.1 a password flag without a password in the payload is ignored.
 - The unknown-protocol cases raise :class:`UnsupportedProtocolVersion` whose ``connack`` holds
@@ -529,9 +536,7 @@ def _decode_publish(buf: bytearray, flags: int, p: int, end: int, level: int) ->
     qos = (flags >> 1) & 3
     if qos == 3:
         raise MalformedPacket("PUBLISH with QoS 3")
-    dup = flags & 8
-    if dup and not qos:
-        raise MalformedPacket("PUBLISH with QoS 0 and DUP set")
+    dup = flags & 8  # DUP with QoS 0 is tolerated, as mosquitto does
     if p + 2 > end:
         raise _truncated("topic name")
     q = p + 2 + ((buf[p] << 8) | buf[p + 1])
@@ -703,7 +708,7 @@ def _decode_subscribe(buf: bytearray, flags: int, p: int, end: int, level: int) 
             raise _truncated("subscription options")
         o = buf[p]
         p += 1
-        validate_topic_filter(topic_filter, shared=True)
+        validate_topic_filter(topic_filter, shared=level == MQTT_5)
         if level == MQTT_5:
             if o & 0xC0:
                 raise MalformedPacket("SUBSCRIBE options reserved bits set")
@@ -751,7 +756,7 @@ def _decode_unsubscribe(buf: bytearray, flags: int, p: int, end: int, level: int
     filters: list[str] = []
     while p < end:
         topic_filter, p = _read_str(buf, p, end, "topic filter")
-        validate_topic_filter(topic_filter, shared=True)
+        validate_topic_filter(topic_filter, shared=level == MQTT_5)
         filters.append(topic_filter)
     if not filters and level != MQTT_3_1:
         raise ProtocolError("UNSUBSCRIBE without topic filters")
