@@ -216,7 +216,11 @@ class Broker:
         self._close(conn, now, publish_will=True)
 
     def pause_writing(self, conn: Connection) -> None:
-        """The transport's buffer is full: queue QoS 1/2 and drop QoS 0 for this client."""
+        """The transport's buffer is full: queue further PUBLISHes for this client.
+
+        The queue is bounded by ``max_queued_messages`` (oldest dropped and counted), so a
+        client that stops reading costs bounded memory and never slows the others.
+        """
         conn.paused = True
 
     def resume_writing(self, conn: Connection, now: float) -> None:
@@ -601,10 +605,12 @@ class Broker:
                     f"q{qos}, r{int(packet.retain)}, m{mid}, '{topic}', ... "
                     f"({len(payload)} bytes))"
                 )
+            # mosquitto answers 0x95, which MQTT 5 does not allow in PUBACK/PUBREC (strict
+            # clients, ours included, reject it); 0x83 "implementation specific error" does.
             if qos == 1:
-                self._send_ack(conn, Puback, mid, 0x95)
+                self._send_ack(conn, Puback, mid, 0x83)
             elif qos == 2:
-                self._send_ack(conn, Pubrec, mid, 0x95)
+                self._send_ack(conn, Pubrec, mid, 0x83)
             return
         if qos == 0:
             self._route(topic, payload, 0, packet.retain, properties, conn.session)
@@ -704,7 +710,9 @@ class Broker:
             r = retain if options.retain_as_published else False
             if q == 0:
                 if conn is None or conn.paused:
-                    if conn is None and self.settings.queue_qos0_messages:
+                    # A paused (slow) client queues QoS 0 too, bounded like QoS 1/2;
+                    # an offline one only with queue_qos0_messages.
+                    if conn is not None or self.settings.queue_qos0_messages:
                         if message is None:
                             message = Message(topic, payload, qos, retain, properties)
                         self._enqueue(target, Outgoing(message, 0, r))
@@ -817,7 +825,7 @@ class Broker:
         if item.qos == 0:
             if conn is not None and not conn.paused:
                 self._send_publish(session, conn, item, 0, False)
-            elif conn is None and self.settings.queue_qos0_messages:
+            elif conn is not None or self.settings.queue_qos0_messages:
                 self._enqueue(session, item)
             else:
                 self.stats.publish_dropped += 1

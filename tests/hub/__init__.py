@@ -1,0 +1,1 @@
+"""Tests of the broker core (no sockets)."""

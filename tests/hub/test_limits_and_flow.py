@@ -1,0 +1,69 @@
+"""message_size_limit, backpressure (paused transports), flush batching and wakeups."""
+
+from __future__ import annotations
+
+from m2mhub.mqtt.packets import Puback, Pubrec
+from tests.hub.harness import Hub
+
+
+def test_oversize_publish_dropped_and_acked_like_mosquitto() -> None:
+    hub = Hub(message_size_limit=10)
+    sub = hub.connected("sub")
+    sub.subscribe(("t", 1))
+    big = hub.connected("big", level=5)
+    assert big.publish("t", b"x" * 20, qos=1, packet_id=1) == [Puback(1, 0x83)]
+    assert big.publish("t", b"x" * 20, qos=2, packet_id=2) == [Pubrec(2, 0x83)]
+    assert not big.closed
+    assert sub.publishes() == []
+    assert any(line.startswith("Dropped too large PUBLISH from big") for line in hub.lines)
+    big.publish("t", b"small", qos=0)
+    assert [p.payload for p in sub.publishes()] == [b"small"]
+
+
+def test_paused_client_queues_bounded_and_catches_up() -> None:
+    hub = Hub(max_queued_messages=3)
+    slow = hub.connected("slow")
+    slow.subscribe(("t", 1))
+    fast = hub.connected("fast")
+    fast.subscribe(("t", 1))
+    pub = hub.connected("pub")
+    hub.broker.pause_writing(slow.conn)
+    pub.publish("t", b"zero", qos=0)
+    for i in range(4):
+        pub.publish_complete("t", b"%d" % i, 1, packet_id=i + 1)
+    assert [p.payload for p in fast.publishes()] == [b"zero", b"0", b"1", b"2", b"3"]
+    assert slow.publishes() == []
+    assert hub.broker.stats.publish_dropped == 2  # the two oldest of the slow client's queue
+    hub.broker.resume_writing(slow.conn, hub.now)
+    hub.broker.flush()
+    assert [p.payload for p in slow.publishes()] == [b"1", b"2", b"3"]
+
+
+def test_output_is_written_once_per_flush() -> None:
+    hub = Hub()
+    sub = hub.connected("sub")
+    sub.subscribe(("t", 0))
+    pub = hub.connected("pub")
+    writes = sub.sink.writes
+    wakeups = hub.wakeups
+    from m2mhub.mqtt.codec import encode
+    from m2mhub.mqtt.packets import Publish
+
+    burst = b"".join(encode(Publish("t", b"%d" % i), 4) for i in range(50))
+    hub.broker.data_received(pub.conn, burst, hub.now)
+    assert hub.wakeups == wakeups + 1  # asked for one flush, not fifty
+    hub.broker.flush()
+    assert sub.sink.writes == writes + 1
+    assert len(sub.publishes()) == 50
+
+
+def test_fan_out_shares_one_encoding_per_variant() -> None:
+    hub = Hub()
+    subs = [hub.connected(f"s{i}", level=4 if i % 2 else 5) for i in range(6)]
+    for s in subs:
+        s.subscribe(("t", 1))
+    pub = hub.connected("pub")
+    pub.publish_complete("t", b"same", 1)
+    for s in subs:
+        (msg,) = s.publishes()
+        assert msg.payload == b"same" and msg.qos == 1

@@ -1,0 +1,122 @@
+"""Clean and persistent sessions: sessionPresent, offline queueing, limits and drop counts."""
+
+from __future__ import annotations
+
+from m2mhub.mqtt.packets import Connack, Puback, Publish
+from tests.hub.harness import Hub
+
+
+def _offline_subscriber(hub: Hub, qos: int = 1) -> None:
+    sub = hub.connected("sub", clean=False)
+    sub.subscribe(("t/#", qos))
+    sub.disconnect()
+
+
+def test_persistent_session_keeps_subscription_and_queues_qos1_and_qos2() -> None:
+    hub = Hub()
+    _offline_subscriber(hub, qos=2)
+    pub = hub.connected("pub")
+    pub.publish_complete("t/a", b"q0", 0)
+    pub.publish_complete("t/a", b"q1", 1)
+    pub.publish_complete("t/a", b"q2", 2)
+    back = hub.client("sub")
+    assert back.connect(clean=False) == Connack(True, 0)
+    got = [p for p in back.pending if isinstance(p, Publish)]
+    assert [(p.payload, p.qos) for p in got] == [(b"q1", 1), (b"q2", 2)]
+    # The subscription is still there for new messages.
+    pub.publish_complete("t/b", b"live", 1)
+    assert [p.payload for p in back.publishes()] == [b"live"]
+
+
+def test_queue_qos0_messages_option() -> None:
+    hub = Hub(queue_qos0_messages=True)
+    _offline_subscriber(hub)
+    pub = hub.connected("pub")
+    pub.publish_complete("t/a", b"q0", 0)
+    back = hub.client("sub")
+    back.connect(clean=False)
+    assert [(p.payload, p.qos) for p in back.pending if isinstance(p, Publish)] == [(b"q0", 0)]
+
+
+def test_max_queued_messages_drops_oldest_and_counts() -> None:
+    hub = Hub(max_queued_messages=3)
+    _offline_subscriber(hub)
+    pub = hub.connected("pub")
+    for i in range(5):
+        pub.publish_complete("t/a", b"%d" % i, 1, packet_id=i + 1)
+    assert hub.broker.stats.publish_dropped == 2
+    assert hub.broker.sessions["sub"].dropped == 2
+    assert "Outgoing messages are being dropped for client sub." in hub.lines
+    back = hub.client("sub")
+    back.connect(clean=False)
+    assert [p.payload for p in back.pending if isinstance(p, Publish)] == [b"2", b"3", b"4"]
+
+
+def test_offline_queue_respects_inflight_window_on_reconnect() -> None:
+    hub = Hub(max_inflight_messages=2)
+    _offline_subscriber(hub)
+    pub = hub.connected("pub")
+    for i in range(4):
+        pub.publish_complete("t/a", b"%d" % i, 1, packet_id=i + 1)
+    back = hub.client("sub")
+    back.connect(clean=False)
+    first = [p for p in back.pending if isinstance(p, Publish)]
+    assert [p.payload for p in first] == [b"0", b"1"]
+    for p in first:
+        back.send(Puback(p.packet_id or 0))
+    assert [p.payload for p in back.publishes()] == [b"2", b"3"]
+
+
+def test_clean_session_forgets_everything() -> None:
+    hub = Hub()
+    sub = hub.connected("sub", clean=True)
+    sub.subscribe(("t/#", 1))
+    sub.disconnect()
+    assert "sub" not in hub.broker.sessions
+    pub = hub.connected("pub")
+    pub.publish_complete("t/a", b"x", 1)
+    back = hub.client("sub")
+    assert back.connect(clean=False) == Connack(False, 0)
+    assert back.pending == []
+
+
+def test_clean_connect_discards_persistent_session() -> None:
+    hub = Hub()
+    _offline_subscriber(hub)
+    pub = hub.connected("pub")
+    pub.publish_complete("t/a", b"x", 1)
+    back = hub.client("sub")
+    assert back.connect(clean=True) == Connack(False, 0)
+    assert back.pending == []
+    pub.publish_complete("t/a", b"y", 1)
+    assert back.publishes() == []  # the old subscription is gone too
+
+
+def test_session_present_on_takeover_of_persistent_session() -> None:
+    hub = Hub()
+    hub.connected("p", clean=False)
+    again = hub.client("p")
+    assert again.connect(clean=False) == Connack(True, 0)
+
+
+def test_v5_session_expiry_interval_makes_session_persistent() -> None:
+    hub = Hub()
+    sub = hub.connected("s5", level=5, clean=True, properties={0x11: 300})
+    sub.subscribe(("t", 1))
+    sub.disconnect()
+    pub = hub.connected("pub")
+    pub.publish_complete("t", b"kept", 1)
+    back = hub.client("s5", level=5)
+    ack = back.connect(clean=False, properties={0x11: 300})
+    assert isinstance(ack, Connack) and ack.session_present
+    assert [p.payload for p in back.pending if isinstance(p, Publish)] == [b"kept"]
+
+
+def test_persistent_client_expiration() -> None:
+    hub = Hub(persistent_client_expiration=3600)
+    _offline_subscriber(hub)
+    hub.advance(1800)
+    assert "sub" in hub.broker.sessions
+    hub.advance(1900)
+    assert "sub" not in hub.broker.sessions
+    assert hub.broker.stats.clients_expired == 1

@@ -1,0 +1,1 @@
+"""Tests of the asyncio network shells over real sockets."""
