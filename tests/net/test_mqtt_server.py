@@ -69,7 +69,9 @@ class RawClient:
         self.writer.close()
 
 
-def run(test: Callable[[MqttServer, list[str]], Awaitable[None]], **settings: Any) -> list[str]:
+def run(
+    test: Callable[[MqttServer, list[str]], Awaitable[None]], uvloop: bool = False, **settings: Any
+) -> list[str]:
     """Start a broker on a free port, run ``test(server, log_lines)``, shut down."""
     settings.setdefault("sys_interval", 0)
 
@@ -87,10 +89,14 @@ def run(test: Callable[[MqttServer, list[str]], Awaitable[None]], **settings: An
             await server.close()
         return log.lines
 
+    if uvloop:
+        module = pytest.importorskip("uvloop")
+        return module.run(main())  # type: ignore[no-any-return]
     return asyncio.run(main())
 
 
-def test_subscribe_publish_over_tcp() -> None:
+@pytest.mark.parametrize("uvloop", [False, True], ids=["asyncio", "uvloop"])
+def test_subscribe_publish_over_tcp(uvloop: bool) -> None:
     async def scenario(server: MqttServer, lines: list[str]) -> None:
         port = server.ports[0]
         sub = await RawClient.connect(port, "sub")
@@ -103,7 +109,7 @@ def test_subscribe_publish_over_tcp() -> None:
         pub.close()
         sub.close()
 
-    lines = run(scenario)
+    lines = run(scenario, uvloop=uvloop)
     assert lines[0].startswith("Opening ipv4 listen socket on port ")
 
 

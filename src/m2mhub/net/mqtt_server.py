@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from typing import Any
+from typing import Any, cast
 
 from m2mhub.hub.broker import Broker
 from m2mhub.hub.connection import Connection
@@ -50,7 +50,8 @@ class _MqttProtocol(asyncio.Protocol):
         self._conn: Connection | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's TCPTransport is not an asyncio.Transport subclass but has the same API.
+        transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             with contextlib.suppress(OSError):
