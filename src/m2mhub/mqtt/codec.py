@@ -532,11 +532,18 @@ def _nonzero_id(pid: int, what: str) -> int:
 # Decoders, one per packet type: (buffer, fixed-header flags, body start, body end, level)
 
 
-def _decode_publish(buf: bytearray, flags: int, p: int, end: int, level: int) -> Publish:
+def _check_topic_name_slow(topic: str) -> None:
+    m = _bad_topic_search(topic)
+    if m is not None:
+        if m.group() in "+#":
+            raise TopicNameInvalid(f"wildcard in PUBLISH topic {topic!r}")
+        raise MalformedPacket(f"topic name contains forbidden character U+{ord(m.group()):04X}")
+
+
+def _decode_publish(buf: _Buf, flags: int, p: int, end: int, level: int) -> Publish:
     qos = (flags >> 1) & 3
     if qos == 3:
         raise MalformedPacket("PUBLISH with QoS 3")
-    dup = flags & 8  # DUP with QoS 0 is tolerated, as mosquitto does
     if p + 2 > end:
         raise _truncated("topic name")
     q = p + 2 + ((buf[p] << 8) | buf[p + 1])
@@ -546,11 +553,9 @@ def _decode_publish(buf: bytearray, flags: int, p: int, end: int, level: int) ->
         topic = buf[p + 2 : q].decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedPacket("topic name is not valid UTF-8") from None
-    m = _bad_topic_search(topic)
-    if m is not None:
-        if m.group() in "+#":
-            raise TopicNameInvalid(f"wildcard in PUBLISH topic {topic!r}")
-        raise MalformedPacket(f"topic name contains forbidden character U+{ord(m.group()):04X}")
+    # Fast path: printable ASCII without wildcards (isprintable() is False for C0 and DEL).
+    if not (topic.isascii() and topic.isprintable()) or "+" in topic or "#" in topic:
+        _check_topic_name_slow(topic)
     p = q
     packet_id = None
     if qos:
@@ -566,24 +571,27 @@ def _decode_publish(buf: bytearray, flags: int, p: int, end: int, level: int) ->
             p += 1
         else:
             props, p = _read_properties(buf, p, end, PacketType.PUBLISH)
-            if not topic and PropertyId.TOPIC_ALIAS not in props:
-                raise TopicNameInvalid("empty PUBLISH topic without a topic alias")
-        if not topic and not props:
+        if not topic and PropertyId.TOPIC_ALIAS not in props:
             raise TopicNameInvalid("empty PUBLISH topic without a topic alias")
     else:
         if not topic:
             raise TopicNameInvalid("empty PUBLISH topic")
         props = {}
-    if end - p < 256:
-        payload = bytes(buf[p:end])
-    else:
-        with memoryview(buf) as mv:
-            payload = mv[p:end].tobytes()
-    return Publish(topic, payload, qos, bool(flags & 1), bool(dup), packet_id, props)
+    payload = buf[p:end]
+    # DUP with QoS 0 is tolerated, as mosquitto does.
+    return Publish(
+        topic,
+        payload if type(payload) is bytes else bytes(payload),
+        qos,
+        bool(flags & 1),
+        bool(flags & 8),
+        packet_id,
+        props,
+    )
 
 
 def _decode_connect_after_level(
-    buf: bytearray, flags: int, p: int, end: int, level: int, name: str, bridge: bool
+    buf: _Buf, flags: int, p: int, end: int, level: int, name: str, bridge: bool
 ) -> Connect:
     if level != MQTT_3_1 and flags:
         raise MalformedPacket("CONNECT with reserved fixed-header flags set")
@@ -632,7 +640,7 @@ def _decode_connect_after_level(
     )  # fmt: skip
 
 
-def _decode_connack(buf: bytearray, flags: int, p: int, end: int, level: int) -> Connack:
+def _decode_connack(buf: _Buf, flags: int, p: int, end: int, level: int) -> Connack:
     if p + 2 > end:
         raise _truncated("CONNACK")
     ack_flags = buf[p]
@@ -663,13 +671,13 @@ _ACK_CLASSES: Final[
 
 def _make_ack_decoder(
     ptype: PacketType,
-) -> Callable[[bytearray, int, int, int, int], Puback | Pubrec | Pubrel | Pubcomp]:
+) -> Callable[[_Buf, int, int, int, int], Puback | Pubrec | Pubrel | Pubcomp]:
     cls = _ACK_CLASSES[ptype]
     valid = VALID_REASON_CODES[ptype]
     name = ptype.name
 
     def decode_ack(
-        buf: bytearray, flags: int, p: int, end: int, level: int
+        buf: _Buf, flags: int, p: int, end: int, level: int
     ) -> Puback | Pubrec | Pubrel | Pubcomp:
         if end - p == 2:
             pid = (buf[p] << 8) | buf[p + 1]
@@ -693,7 +701,7 @@ def _make_ack_decoder(
     return decode_ack
 
 
-def _decode_subscribe(buf: bytearray, flags: int, p: int, end: int, level: int) -> Subscribe:
+def _decode_subscribe(buf: _Buf, flags: int, p: int, end: int, level: int) -> Subscribe:
     pid = _nonzero_id(_read_u16(buf, p, end, "SUBSCRIBE"), "SUBSCRIBE")
     p += 2
     props: Properties = {}
@@ -730,7 +738,7 @@ def _decode_subscribe(buf: bytearray, flags: int, p: int, end: int, level: int) 
     return Subscribe(pid, subs, props)
 
 
-def _decode_suback(buf: bytearray, flags: int, p: int, end: int, level: int) -> Suback:
+def _decode_suback(buf: _Buf, flags: int, p: int, end: int, level: int) -> Suback:
     pid = _nonzero_id(_read_u16(buf, p, end, "SUBACK"), "SUBACK")
     p += 2
     props: Properties = {}
@@ -747,7 +755,7 @@ def _decode_suback(buf: bytearray, flags: int, p: int, end: int, level: int) -> 
     return Suback(pid, codes, props)
 
 
-def _decode_unsubscribe(buf: bytearray, flags: int, p: int, end: int, level: int) -> Unsubscribe:
+def _decode_unsubscribe(buf: _Buf, flags: int, p: int, end: int, level: int) -> Unsubscribe:
     pid = _nonzero_id(_read_u16(buf, p, end, "UNSUBSCRIBE"), "UNSUBSCRIBE")
     p += 2
     props: Properties = {}
@@ -763,7 +771,7 @@ def _decode_unsubscribe(buf: bytearray, flags: int, p: int, end: int, level: int
     return Unsubscribe(pid, filters, props)
 
 
-def _decode_unsuback(buf: bytearray, flags: int, p: int, end: int, level: int) -> Unsuback:
+def _decode_unsuback(buf: _Buf, flags: int, p: int, end: int, level: int) -> Unsuback:
     pid = _nonzero_id(_read_u16(buf, p, end, "UNSUBACK"), "UNSUBACK")
     p += 2
     if level != MQTT_5:
@@ -778,18 +786,18 @@ def _decode_unsuback(buf: bytearray, flags: int, p: int, end: int, level: int) -
     return Unsuback(pid, codes, props)
 
 
-def _decode_pingreq(buf: bytearray, flags: int, p: int, end: int, level: int) -> Pingreq:
+def _decode_pingreq(buf: _Buf, flags: int, p: int, end: int, level: int) -> Pingreq:
     _no_trailing(p, end, "PINGREQ")
     return Pingreq()
 
 
-def _decode_pingresp(buf: bytearray, flags: int, p: int, end: int, level: int) -> Pingresp:
+def _decode_pingresp(buf: _Buf, flags: int, p: int, end: int, level: int) -> Pingresp:
     _no_trailing(p, end, "PINGRESP")
     return Pingresp()
 
 
 def _decode_reason_and_props(
-    buf: bytearray, p: int, end: int, ptype: PacketType
+    buf: _Buf, p: int, end: int, ptype: PacketType
 ) -> tuple[int, Properties]:
     if p == end:
         return 0, {}
@@ -804,7 +812,7 @@ def _decode_reason_and_props(
     return code, props
 
 
-def _decode_disconnect(buf: bytearray, flags: int, p: int, end: int, level: int) -> Disconnect:
+def _decode_disconnect(buf: _Buf, flags: int, p: int, end: int, level: int) -> Disconnect:
     if level != MQTT_5:
         _no_trailing(p, end, "DISCONNECT")
         return Disconnect()
@@ -812,14 +820,14 @@ def _decode_disconnect(buf: bytearray, flags: int, p: int, end: int, level: int)
     return Disconnect(code, props)
 
 
-def _decode_auth(buf: bytearray, flags: int, p: int, end: int, level: int) -> Auth:
+def _decode_auth(buf: _Buf, flags: int, p: int, end: int, level: int) -> Auth:
     if level != MQTT_5:
         raise MalformedPacket("AUTH (packet type 15) is reserved before MQTT 5")
     code, props = _decode_reason_and_props(buf, p, end, PacketType.AUTH)
     return Auth(code, props)
 
 
-_DECODERS: Final[list[Callable[[bytearray, int, int, int, int], Packet] | None]] = [
+_DECODERS: Final[list[Callable[[_Buf, int, int, int, int], Packet] | None]] = [
     None,  # 0 reserved
     None,  # CONNECT: handled by the reader, which learns the level from it
     _decode_connack,
@@ -864,7 +872,9 @@ class PacketReader:
             raise ValueError(f"unknown protocol level {protocol_level}")
         self.protocol_level = protocol_level
         self.max_packet_size = max_packet_size
-        self._buf = bytearray()
+        # Usually the bytes object just received (no copy); a bytearray only while a packet
+        # spans several reads, so that appending stays linear.
+        self._buf: bytes | bytearray = b""
         self._pos = 0
         self._error: MQTTError | None = None
 
@@ -878,13 +888,18 @@ class PacketReader:
         if self._error is not None:
             raise self._error
         buf = self._buf
-        if self._pos:
-            if self._pos == len(buf):
-                buf.clear()
-            else:
-                del buf[: self._pos]  # cheap: CPython moves the bytearray's start
-            self._pos = 0
-        buf += data
+        pos = self._pos
+        if pos == len(buf):
+            self._buf = data if type(data) is bytes else bytes(data)
+        elif type(buf) is bytes:
+            self._buf = bytearray(memoryview(buf)[pos:])
+            self._buf += data
+        else:
+            assert isinstance(buf, bytearray)
+            if pos:
+                del buf[:pos]  # cheap: CPython moves the bytearray's start
+            buf += data
+        self._pos = 0
 
     def feed_all(self, data: bytes | bytearray | memoryview) -> list[Packet]:
         """Feed ``data`` and return every packet now complete; raises at the first error."""
@@ -899,71 +914,72 @@ class PacketReader:
         """The next complete packet, or None if more bytes are needed."""
         if self._error is not None:
             raise self._error
+        buf = self._buf
+        pos = self._pos
+        size = len(buf)
+        if size - pos < 2:
+            return None
         try:
-            return self._next()
+            first = buf[pos]
+            b = buf[pos + 1]
+            if b < 0x80:
+                start = pos + 2
+                end = start + b
+            else:
+                remaining = b & 0x7F
+                shift = 7
+                i = pos + 2
+                while True:
+                    if i - pos > 4:
+                        raise MalformedPacket("remaining length longer than 4 bytes")
+                    if i >= size:
+                        return None
+                    b = buf[i]
+                    remaining |= (b & 0x7F) << shift
+                    i += 1
+                    if not b & 0x80:
+                        break
+                    shift += 7
+                start = i
+                end = start + remaining
+            if self.max_packet_size and end - pos > self.max_packet_size:
+                raise PacketTooLarge(
+                    f"packet of {end - pos} bytes exceeds the maximum of {self.max_packet_size}"
+                )
+            ptype = first >> 4
+            level = self.protocol_level
+            if level is None and ptype != PacketType.CONNECT:
+                raise ProtocolError("first packet is not CONNECT")
+            if end > size:
+                return None
+            if ptype == PacketType.PUBLISH and level is not None:
+                packet: Packet = _decode_publish(buf, first & 0x0F, start, end, level)
+            else:
+                packet = self._decode_other(buf, first, start, end, level)
         except MQTTError as exc:
             self._error = exc
             raise
-
-    def _next(self) -> Packet | None:
-        buf = self._buf
-        pos = self._pos
-        avail = len(buf) - pos
-        if avail < 2:
-            return None
-        first = buf[pos]
-        b = buf[pos + 1]
-        if b < 0x80:
-            remaining = b
-            start = pos + 2
-        else:
-            remaining = b & 0x7F
-            shift = 7
-            i = pos + 2
-            while True:
-                if i - pos > 4:
-                    raise MalformedPacket("remaining length longer than 4 bytes")
-                if i >= len(buf):
-                    return None
-                b = buf[i]
-                remaining |= (b & 0x7F) << shift
-                i += 1
-                if not b & 0x80:
-                    break
-                shift += 7
-            start = i
-        end = start + remaining
-        if self.max_packet_size and end - pos > self.max_packet_size:
-            raise PacketTooLarge(
-                f"packet of {end - pos} bytes exceeds the maximum of {self.max_packet_size}"
-            )
-        ptype = first >> 4
-        level = self.protocol_level
-        if level is None and ptype != PacketType.CONNECT:
-            raise ProtocolError("first packet is not CONNECT")
-        if end > len(buf):
-            return None
-        flags = first & 0x0F
-        if level is None:
-            packet: Packet = self._decode_connect(buf, flags, start, end)
-        elif ptype == PacketType.PUBLISH:
-            packet = _decode_publish(buf, flags, start, end, level)
-        elif ptype == PacketType.CONNECT:
-            packet = self._decode_connect(buf, flags, start, end)
-        elif ptype == 0:
-            raise MalformedPacket("packet type 0 is reserved")
-        else:
-            if level != MQTT_3_1 and flags != _FIXED_FLAGS[ptype]:
-                raise MalformedPacket(
-                    f"{PacketType(ptype).name} with invalid fixed-header flags 0x{flags:X}"
-                )
-            decoder = _DECODERS[ptype]
-            assert decoder is not None
-            packet = decoder(buf, flags, start, end, level)
         self._pos = end
         return packet
 
-    def _decode_connect(self, buf: bytearray, flags: int, p: int, end: int) -> Connect:
+    def _decode_other(
+        self, buf: _Buf, first: int, start: int, end: int, level: int | None
+    ) -> Packet:
+        ptype = first >> 4
+        flags = first & 0x0F
+        if level is None or ptype == PacketType.CONNECT:
+            return self._decode_connect(buf, flags, start, end)
+        if ptype == 0:
+            raise MalformedPacket("packet type 0 is reserved")
+        if level != MQTT_3_1 and flags != _FIXED_FLAGS[ptype]:
+            raise MalformedPacket(
+                f"{PacketType(ptype).name} with invalid fixed-header flags 0x{flags:X}"
+            )
+        decoder = _DECODERS[ptype]
+        assert decoder is not None
+        return decoder(buf, flags, start, end, level)
+
+    def _decode_connect(self, buf: _Buf, flags: int, p: int, end: int) -> Connect:
         name, p = _read_str(buf, p, end, "protocol name")
         if p >= end:
             raise _truncated("protocol level")
