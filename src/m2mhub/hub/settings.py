@@ -53,3 +53,5 @@ class BrokerSettings:
     coap_enabled: bool = True
     coap_port: int = 5683
     coap_bind_addresses: list[str] = field(default_factory=list)
+    # Process: where `m2mhub serve` writes its process id (None: nowhere).
+    pid_file: str | None = None

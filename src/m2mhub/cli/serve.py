@@ -1,0 +1,389 @@
+"""``m2mhub serve``: run the hub, with mosquitto's command-line flags and start-up lines.
+
+    m2mhub serve [-c FILE] [-p PORT]... [-v] [--coap-port N] [--no-coap] [-h|--help]
+
+Exit codes follow mosquitto 2.0: 0 after a clean shutdown (SIGINT/SIGTERM), 1 when the hub
+cannot start (a port in use, an unreadable password file), 3 for a bad command line or a
+bad configuration file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import os
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from m2mhub import __version__
+from m2mhub.config import Config, ConfigError, load_config
+from m2mhub.hub.settings import BrokerSettings
+
+EXIT_OK = 0
+EXIT_START_FAILED = 1
+EXIT_BAD_CONFIG = 3  # mosquitto's MOSQ_ERR_INVAL, for bad flags and bad config files
+MAX_CMD_PORTS = 10
+DEFAULT_MQTT_PORT = 1883
+COAP_FACE_MODULE = "m2mhub.net.coap_face"
+
+USAGE = f"""\
+m2mhub version {__version__}
+
+m2mhub serve runs the hub: an MQTT v5.0/v3.1.1/v3.1 broker and a CoAP server.
+
+Usage: m2mhub serve [-c config_file] [-p port] [-v] [--coap-port port] [--no-coap]
+
+ -c, --config-file : load the configuration (mosquitto.conf format) from this file.
+ -p, --port        : listen on this port, bound to the loopback interface only.
+                     May be given up to 10 times. Ignored if the config file
+                     defines a listener (as in mosquitto 2.0).
+ -v, --verbose     : enable all log types. This overrides any log_type lines
+                     given in the config file.
+ --coap-port       : UDP port of the CoAP face (default 5683).
+ --no-coap         : do not start the CoAP face.
+ -d, --daemon      : not supported; run m2mhub serve under a service manager.
+ -h, --help        : display this help.
+
+See docs/serve.md and docs/config.md for more information."""
+
+
+class UsageError(Exception):
+    """A bad command line."""
+
+
+@dataclass(slots=True)
+class ServeOptions:
+    """The parsed command line."""
+
+    config_file: str | None = None
+    ports: list[int] = field(default_factory=list)
+    verbose: bool = False
+    coap_port: int | None = None
+    coap: bool = True
+    help: bool = False
+
+
+def _port_value(flag: str, text: str | None) -> int:
+    if text is None:
+        raise UsageError(f"{flag} argument given, but no port specified.")
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise UsageError(f"Invalid port specified ({text}).")
+    return int(text)
+
+
+VALUE_FLAGS = frozenset({"-c", "--config-file", "-p", "--port", "--coap-port"})
+
+
+def parse_args(argv: list[str]) -> ServeOptions:
+    """Parse ``m2mhub serve`` flags (mosquitto's, plus the CoAP ones)."""
+    options = ServeOptions()
+    args = list(argv)
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        index += 1
+        value: str | None = None
+        if arg.startswith("--") and "=" in arg:
+            arg, value = arg.split("=", 1)
+        elif len(arg) > 2 and arg[0] == "-" and arg[1] != "-" and arg[1] in "cp":
+            arg, value = arg[:2], arg[2:]
+
+        if value is None and arg in VALUE_FLAGS and index < len(args):
+            value = args[index]
+            index += 1
+
+        if arg in ("-h", "--help"):
+            options.help = True
+        elif arg in ("-c", "--config-file"):
+            path = value
+            if not path:
+                raise UsageError(f"{arg} argument given, but no config file specified.")
+            options.config_file = path
+        elif arg in ("-p", "--port"):
+            if len(options.ports) >= MAX_CMD_PORTS:
+                raise UsageError(f"Only {MAX_CMD_PORTS} ports can be specified with {arg}.")
+            options.ports.append(_port_value(arg, value))
+        elif arg in ("-v", "--verbose"):
+            options.verbose = True
+        elif arg == "--coap-port":
+            options.coap_port = _port_value(arg, value)
+        elif arg == "--no-coap":
+            options.coap = False
+        elif arg in ("-d", "--daemon"):
+            raise UsageError(
+                f"{arg} (daemon mode) is not supported by m2mhub. Run 'm2mhub serve' in the "
+                "foreground under a service manager (systemd, supervisord), or with "
+                "'nohup m2mhub serve &'."
+            )
+        else:
+            raise UsageError(f"Unknown option '{arg}'.")
+    return options
+
+
+def apply_options(config: Config, options: ServeOptions) -> list[str]:
+    """Fold the command line into the settings; returns warnings to log.
+
+    As in mosquitto 2.0, ``-p`` ports are loopback-only and ignored when the config file
+    defines a listener.
+    """
+    settings = config.settings
+    warnings: list[str] = []
+    if options.ports and not settings.local_only:
+        warnings.append(
+            "Warning: -p is ignored because the configuration defines listeners "
+            "(as mosquitto 2.0 does)."
+        )
+    if options.coap_port is not None:
+        settings.coap_port = options.coap_port
+    if not options.coap:
+        settings.coap_enabled = False
+    return warnings
+
+
+def ipv6_loopback_available() -> bool:
+    """Whether ``::1`` can be bound here (containers often lack IPv6)."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+def loopback_hosts() -> list[str]:
+    """The loopback addresses local-only mode binds."""
+    return ["127.0.0.1", "::1"] if ipv6_loopback_available() else ["127.0.0.1"]
+
+
+def mqtt_addresses(settings: BrokerSettings, cmd_ports: list[int]) -> list[tuple[str | None, int]]:
+    """``(host, port)`` pairs for the MQTT listeners; host None means every interface."""
+    if settings.local_only:
+        ports = cmd_ports or [DEFAULT_MQTT_PORT]
+        return [(host, port) for port in ports for host in loopback_hosts()]
+    return [
+        (listener.bind_address, listener.port)
+        for listener in settings.listeners
+        if listener.protocol == "mqtt"
+    ]
+
+
+def coap_addresses(settings: BrokerSettings) -> list[tuple[str, int]]:
+    """``(host, port)`` pairs for the CoAP face: loopback in local-only mode, else all."""
+    port = settings.coap_port
+    if settings.coap_bind_addresses:
+        return [(host, port) for host in settings.coap_bind_addresses]
+    if settings.local_only:
+        return [(host, port) for host in loopback_hosts()]
+    hosts = ["0.0.0.0", "::"] if socket.has_ipv6 else ["0.0.0.0"]
+    return [(host, port) for host in hosts]
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+    def wait_closed(self) -> Awaitable[None]: ...
+
+
+def find_coap_face() -> Callable[..., Awaitable[_Closable]] | None:
+    """The CoAP face's start function, or None when this build does not have it yet."""
+    try:
+        module = importlib.import_module(COAP_FACE_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and COAP_FACE_MODULE.startswith(exc.name):
+            return None
+        raise
+    start: Callable[..., Awaitable[_Closable]] | None = getattr(module, "start_coap_face", None)
+    return start
+
+
+def _error_text(exc: OSError) -> str:
+    if exc.errno is not None:
+        return os.strerror(exc.errno)
+    return str(exc)
+
+
+def _print_error(text: str) -> None:
+    print(f"Error: {text}", file=sys.stderr, flush=True)
+
+
+class _Hub:
+    """One running hub: the log, the broker, its MQTT listeners and its CoAP face."""
+
+    def __init__(self, config: Config, options: ServeOptions, warnings: list[str]) -> None:
+        from m2mhub.hub.log import BrokerLog
+
+        self.config = config
+        self.options = options
+        self.settings = config.settings
+        self.early_warnings = warnings
+        self.log = BrokerLog.from_settings(self.settings, verbose=options.verbose)
+        self.stop = asyncio.Event()
+        self.pid_written = False
+
+    def notice(self, text: str) -> None:
+        if self.log.notice:
+            self.log.write(text)
+
+    def warning(self, text: str) -> None:
+        if self.log.warning:
+            self.log.write(text)
+
+    def error(self, text: str) -> None:
+        line = text if text.startswith("Error: ") else f"Error: {text}"
+        if self.log.error:
+            self.log.write(line)
+        if not self.log.error or "stderr" not in self.settings.log_dest:
+            print(line, file=sys.stderr, flush=True)
+
+    def _authenticator(self) -> Any:
+        path = self.settings.password_file
+        if path is None:
+            return None
+        from m2mhub.auth import PasswordFile, PasswordFileAuthenticator, PasswordFileError
+
+        try:
+            passwords = PasswordFile.load(path)
+        except PasswordFileError as exc:
+            raise _StartError(str(exc)) from None
+        for problem in passwords.problems:
+            self.error(problem)
+        return PasswordFileAuthenticator(passwords)
+
+    def _write_pid_file(self) -> None:
+        path = self.settings.pid_file
+        if path is None:
+            return
+        try:
+            with open(path, "w", encoding="ascii") as handle:
+                handle.write(f"{os.getpid()}\n")
+        except OSError as exc:
+            raise _StartError(f"Unable to write pid file {path}: {_error_text(exc)}.") from None
+        self.pid_written = True
+
+    def _remove_pid_file(self) -> None:
+        if self.pid_written and self.settings.pid_file is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.settings.pid_file)
+
+    async def run(self) -> int:
+        from m2mhub.hub.broker import Broker
+        from m2mhub.net.mqtt_server import MqttServer
+
+        loop = asyncio.get_running_loop()
+        for text in self.config.notices:
+            self.notice(text)
+        self.notice(f"m2mhub version {__version__} starting")
+        if self.config.path is None:
+            self.notice("Using default config.")
+        else:
+            self.notice(f"Config loaded from {self.config.path}.")
+        for text in [*self.config.warnings, *self.early_warnings]:
+            self.warning(text)
+        server = MqttServer()
+        face: _Closable | None = None
+        attempted = False
+        try:
+            authenticator = self._authenticator()
+            self._write_pid_file()
+            if self.settings.local_only:
+                self.warning(
+                    "Starting in local only mode. Connections will only be possible from "
+                    "clients running on this machine."
+                )
+                self.warning(
+                    "Create a configuration file which defines a listener to allow remote access."
+                )
+                self.warning("For more details see docs/config.md.")
+            broker = Broker(self.settings, self.log, authenticator=authenticator, now=loop.time())
+            addresses = mqtt_addresses(self.settings, self.options.ports)
+            attempted = True
+            try:
+                await server.start(broker, addresses)
+            except OSError as exc:
+                raise _StartError(_error_text(exc)) from None
+            face = await self._start_coap(broker)
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, self.stop.set)
+            self.notice(f"m2mhub version {__version__} running")
+            await self.stop.wait()
+            self.notice(f"m2mhub version {__version__} terminating")
+            return EXIT_OK
+        except _StartError as exc:
+            self.error(str(exc))
+            return EXIT_START_FAILED
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+            if face is not None:
+                face.close()
+                await face.wait_closed()
+            if attempted:
+                await server.close()  # also closes listeners a failed start had opened
+            self._remove_pid_file()
+            self.log.close()
+
+    async def _start_coap(self, broker: Any) -> _Closable | None:
+        if not self.settings.coap_enabled:
+            return None
+        start = find_coap_face()
+        if start is None:
+            self.notice("CoAP face not available in this build; serving MQTT only.")
+            return None
+        addresses = coap_addresses(self.settings)
+        try:
+            return await start(broker, addresses, self.log)
+        except OSError as exc:
+            raise _StartError(
+                f"CoAP port {self.settings.coap_port}: {_error_text(exc)} "
+                "(use --coap-port N or --no-coap)"
+            ) from None
+
+
+class _StartError(Exception):
+    """The hub cannot start (the message is printed after ``Error: ``)."""
+
+
+def _run_loop(main: Callable[[], Awaitable[int]]) -> int:
+    """Run on uvloop when it is installed, else on asyncio's default loop."""
+
+    async def entry() -> int:
+        return await main()
+
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(entry())
+    result: int = uvloop.run(entry())
+    return result
+
+
+def run(argv: list[str]) -> int:
+    """Entry point of ``m2mhub serve``; returns the process exit code."""
+    try:
+        options = parse_args(argv)
+    except UsageError as exc:
+        _print_error(str(exc))
+        print("Use 'm2mhub serve --help' to see usage.", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    if options.help:
+        print(USAGE)
+        return EXIT_OK
+    try:
+        config = load_config(options.config_file)
+    except ConfigError as exc:
+        _print_error(str(exc))
+        return EXIT_BAD_CONFIG
+    warnings = apply_options(config, options)
+    try:
+        hub = _Hub(config, options, warnings)
+    except OSError as exc:
+        _print_error(f"Unable to open log file: {_error_text(exc)}.")
+        return EXIT_START_FAILED
+    return _run_loop(hub.run)
