@@ -54,11 +54,32 @@ def start_sub(port: int, *args: str) -> Proc:
     return proc
 
 
-def interrupt(proc: Proc) -> int:
-    """Ctrl-C, as the lab does: mosquitto_sub sends DISCONNECT and exits."""
+def subscribe_and_leave(port: int, *args: str) -> None:
+    """``mosquitto_sub -E``: subscribe, wait for the SUBACK, DISCONNECT, exit.
+
+    This is the lab's "subscribe, then Ctrl-C" without the signal: mosquitto_sub's signal
+    handler calls into libmosquitto and can deadlock when the signal lands while the client
+    holds a lock (seen under load right after the SUBACK).
+    """
+    done = subprocess.run(
+        [require("mosquitto_sub"), "-p", str(port), "-E", *args],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert done.returncode == 0, f"mosquitto_sub -E {args} failed: {done.stdout}{done.stderr}"
+
+
+def interrupt(proc: Proc) -> int | None:
+    """Stop a subscriber whose work is done: SIGTERM, and SIGKILL if it hangs (see above)."""
     if proc.popen.poll() is None:
-        proc.popen.send_signal(signal.SIGINT)
-    return proc.wait(10)
+        proc.popen.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(3)
+        except subprocess.TimeoutExpired:
+            proc.popen.kill()
+    proc.wait(10)
+    return None
 
 
 def kill9(proc: Proc) -> None:

@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from tests.interop import raw
-from tests.interop.cli import Msg, interrupt, kill9, parse, pub, start_sub, until_sentinel
+from tests.interop.cli import (
+    Msg,
+    interrupt,
+    kill9,
+    parse,
+    pub,
+    start_sub,
+    subscribe_and_leave,
+    until_sentinel,
+)
 from tests.interop.conftest import Broker
 from tests.support import Proc
 
@@ -43,7 +52,7 @@ def test_delivered_at_min_of_publish_and_subscription_qos(broker: Broker) -> Non
 
 def test_persistent_session_gets_queued_messages(broker: Broker) -> None:
     args = ("-i", "persist1", "-c", "-t", "lab/persist", "-q", "2")
-    stop(start_sub(broker.port, *args))
+    subscribe_and_leave(broker.port, *args)
     for n, qos in enumerate([1, 2, 0, 1]):
         pub(broker.port, "-t", "lab/persist", "-m", f"queued {n}", "-q", str(qos))
     sub = start_sub(broker.port, *args)
@@ -62,7 +71,7 @@ def test_persistent_session_gets_queued_messages(broker: Broker) -> None:
 
 def test_clean_session_gets_nothing_queued(broker: Broker) -> None:
     args = ("-i", "clean1", "-t", "lab/clean", "-q", "2")
-    stop(start_sub(broker.port, *args))
+    subscribe_and_leave(broker.port, *args)
     pub(broker.port, "-t", "lab/clean", "-m", "lost", "-q", "2")
     sub = start_sub(broker.port, *args)
     try:
@@ -72,10 +81,10 @@ def test_clean_session_gets_nothing_queued(broker: Broker) -> None:
 
 
 def test_clean_connect_discards_a_persistent_session(broker: Broker) -> None:
-    stop(start_sub(broker.port, "-i", "persist2", "-c", "-t", "lab/discard", "-q", "1"))
+    subscribe_and_leave(broker.port, "-i", "persist2", "-c", "-t", "lab/discard", "-q", "1")
     pub(broker.port, "-t", "lab/discard", "-m", "queued", "-q", "1")
     # Same id with clean session: the stored session and its queue are thrown away.
-    stop(start_sub(broker.port, "-i", "persist2", "-t", "lab/other", "-q", "1"))
+    subscribe_and_leave(broker.port, "-i", "persist2", "-t", "lab/other", "-q", "1")
     sub = start_sub(broker.port, "-i", "persist2", "-c", "-t", "lab/discard", "-q", "1")
     try:
         assert until_sentinel(broker.port, sub, "lab/discard") == []
@@ -143,7 +152,7 @@ def test_will_sent_when_client_is_killed(broker: Broker) -> None:
 def test_will_not_sent_after_disconnect(broker: Broker) -> None:
     watcher = start_sub(broker.port, "-t", "lab/will", "-q", "2")
     try:
-        stop(start_sub(broker.port, "-i", "polite", "-t", "lab/nothing", *WILL))
+        subscribe_and_leave(broker.port, "-i", "polite", "-t", "lab/nothing", *WILL)
         assert until_sentinel(broker.port, watcher, "lab/will") == []
     finally:
         stop(watcher)
@@ -210,9 +219,9 @@ def test_unsubscribe(broker: Broker) -> None:
 
 def test_mosquitto_sub_unsubscribe_flag_clears_persistent_subscription(broker: Broker) -> None:
     args = ("-i", "unsub2", "-c", "-q", "1")
-    stop(start_sub(broker.port, *args, "-t", "lab/u2/a", "-t", "lab/u2/b"))
+    subscribe_and_leave(broker.port, *args, "-t", "lab/u2/a", "-t", "lab/u2/b")
     # -U unsubscribes from the stored session; the client then subscribes to nothing else.
-    stop(start_sub(broker.port, *args, "-t", "lab/u2/b", "-U", "lab/u2/a"))
+    subscribe_and_leave(broker.port, *args, "-t", "lab/u2/b", "-U", "lab/u2/a")
     pub(broker.port, "-t", "lab/u2/a", "-m", "dropped", "-q", "1")
     pub(broker.port, "-t", "lab/u2/b", "-m", "queued", "-q", "1")
     sub = start_sub(broker.port, *args, "-t", "lab/u2/b")
