@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from m2mhub.mqtt.packets import Connack, Disconnect, Publish
+from m2mhub.mqtt.packets import Connack, Disconnect, Pingreq, Publish
 from tests.hub.harness import Hub
 
 # (name, bytes sent after a successful CONNECT, 5.0 reason code expected in DISCONNECT)
@@ -126,3 +126,20 @@ def test_random_garbage_before_connect(garbage: bytes) -> None:
     c.send_bytes(garbage)
     hub.advance(40)
     assert c.closed or c.conn.state == 1
+
+
+def test_internal_error_costs_one_connection_only() -> None:
+    hub = Hub()
+    live, pub = _bystanders(hub)
+    victim = hub.connected("victim")
+
+    def explode(*_args: object) -> None:
+        raise RuntimeError("boom")
+
+    hub.broker._handlers[type(Pingreq())] = explode
+    victim.send(Pingreq())
+    assert victim.closed
+    assert hub.lines[-1] == "Client victim disconnected due to internal error (RuntimeError: boom)."
+    del hub.broker._handlers[type(Pingreq())]
+    hub.broker._handlers[Pingreq] = hub.broker._on_pingreq
+    _check_bystanders(hub, live, pub)

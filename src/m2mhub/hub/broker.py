@@ -206,6 +206,13 @@ class Broker:
                     return
         except MQTTError as exc:
             self._fail(conn, exc, now)
+        except Exception as exc:  # a bug must cost one connection, never the broker
+            if self.log.error:
+                self.log.write(
+                    f"Client {conn.name} disconnected due to internal error "
+                    f"({type(exc).__name__}: {exc})."
+                )
+            self._close(conn, now, publish_will=True)
 
     def connection_lost(self, conn: Connection, now: float) -> None:
         """The peer closed the connection (or the socket failed)."""
