@@ -219,6 +219,7 @@ class MQTTClient:
         protocol: int = 4,
         properties: Properties | None = None,
         timeout: float | None = None,
+        bind_address: str | None = None,
     ) -> bool:
         """Open the TCP connection, send CONNECT and wait for CONNACK; returns session present.
 
@@ -245,7 +246,12 @@ class MQTTClient:
             password = password.encode("utf-8")
         if protocol == MQTT_3_1 and not client_id:
             client_id = random_client_id()  # 3.1 brokers refuse an empty id; libmosquitto too
-        transport, _ = await loop.create_connection(lambda: _Protocol(self), host, port)
+        transport, _ = await loop.create_connection(
+            lambda: _Protocol(self),
+            host,
+            port,
+            local_addr=(bind_address, 0) if bind_address else None,
+        )
         self._transport = transport
         self._closed.clear()
         self._connack = loop.create_future()

@@ -1,0 +1,99 @@
+"""Connecting ``m2mhub pub``/``sub`` to a broker, with mosquitto's debug lines and messages."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from m2mhub.cli._mqtt_options import MQTTOptions, connect_error_text, printer
+from m2mhub.client.debug_log import client_name, packet_log_lines
+from m2mhub.client.mqtt import (
+    ConnectionLostError,
+    ConnectionRefusedByBroker,
+    Message,
+    MQTTClient,
+)
+from m2mhub.mqtt.packets import Packet
+
+UNSUPPORTED_PROTOCOL_VERSION_V5 = 0x84
+
+
+def print_line(text: str) -> None:
+    """One stdout line, flushed at once (output may be a pipe a test or script reads)."""
+    out = sys.stdout
+    out.write(text + "\n")
+    out.flush()
+
+
+def debug_logger(direction: str, packet: Packet, client_id: str) -> None:
+    """``-d``: print libmosquitto's line(s) for each packet."""
+    out = sys.stdout
+    for line in packet_log_lines(direction, packet, client_id):
+        out.write(line + "\n")
+    out.flush()
+
+
+def refused_text(exc: ConnectionRefusedByBroker) -> str:
+    """mosquitto's ``Connection error: ...`` line for a refused CONNECT."""
+    if exc.protocol_level == 5 and exc.code == UNSUPPORTED_PROTOCOL_VERSION_V5:
+        return (
+            f"Connection error: {exc}. Try connecting to an MQTT v5 broker, or use MQTT v3.x mode."
+        )
+    return f"Connection error: {exc}"
+
+
+class Session:
+    """One command's client: connect with the options, report failures as mosquitto does."""
+
+    def __init__(
+        self,
+        opts: MQTTOptions,
+        program: str,
+        on_message: Callable[[Message], None] | None = None,
+    ) -> None:
+        self.opts = opts
+        self.program = program
+        self.err = printer(opts.quiet)
+        self.client = MQTTClient(
+            on_message=on_message,
+            on_packet=debug_logger if opts.debug else None,
+            max_inflight=opts.max_inflight,
+        )
+        self.client_id = opts.effective_client_id(program)
+
+    def debug(self, text: str) -> None:
+        """A debug-only line naming this client, e.g. ``Client (null) sending DISCONNECT``."""
+        if self.opts.debug:
+            print_line(f"Client {client_name(self.client.client_id or self.client_id)} {text}")
+
+    async def connect(self) -> int | None:
+        """Connect; None on success, else the exit status after printing the error."""
+        opts = self.opts
+        try:
+            await self.client.connect(
+                opts.host,
+                opts.port,
+                self.client_id,
+                clean_session=opts.clean_session,
+                keepalive=opts.keepalive,
+                will=opts.will(),
+                username=opts.username,
+                password=opts.password,
+                protocol=opts.protocol,
+                properties=opts.connect_properties(),
+                bind_address=opts.bind_address,
+            )
+        except ConnectionRefusedByBroker as exc:
+            self.err(refused_text(exc))
+            return self.refused(exc)
+        except ConnectionLostError:
+            self.err("Error: The connection was lost.")
+            return 1
+        except OSError as exc:
+            self.err(connect_error_text(exc))
+            return 1
+        return None
+
+    def refused(self, exc: ConnectionRefusedByBroker) -> int:
+        """What happens after a refusal is told; subclasses of behaviour live in pub/sub."""
+        return exc.code

@@ -1,0 +1,203 @@
+"""``m2mhub pub``: publish MQTT messages with mosquitto_pub's flags, messages and exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from dataclasses import dataclass, field
+
+from m2mhub.cli._mqtt_options import (
+    COMMON_HELP,
+    ArgReader,
+    HelpRequested,
+    MQTTOptions,
+    UsageError,
+    check_common,
+    parse_common,
+    report_usage_error,
+)
+from m2mhub.cli._mqtt_session import Session
+from m2mhub.client.mqtt import ConnectionLostError, ConnectionRefusedByBroker, PublishFailed
+
+USAGE = f"""\
+m2mhub pub publishes a message on a single topic and exits (mosquitto_pub's flags).
+
+Usage: m2mhub pub {{[-h host] [-p port] [-u username] [-P password] -t topic | -L URL}}
+                  {{-f file | -l | -n | -m message | -s}}
+                  [-c] [-k keepalive] [-q qos] [-r] [--repeat N] [--repeat-delay time]
+                  [-x session-expiry] [-A bind_address] [-i id] [-I id_prefix]
+                  [-d] [--quiet] [-M max_inflight] [-V protocol-version]
+                  [--will-topic [--will-payload payload] [--will-qos qos] [--will-retain]]
+       m2mhub pub --help
+
+ -f : send the contents of a file as the message.
+ -l : read messages from stdin, sending a separate message for each line.
+ -m : message payload to send.
+ -n : send a null (zero length) message.
+ -r : message should be retained.
+ -s : read message from stdin, sending the entire input as a message.
+ -t : mqtt topic to publish to.
+ --repeat : if publish mode is -f, -m, or -s, then repeat the publish N times.
+ --repeat-delay : if using --repeat, wait time seconds between publishes. Defaults to 0.
+{COMMON_HELP}
+"""
+
+MODE_MESSAGE, MODE_FILE, MODE_LINES, MODE_STDIN, MODE_NULL = "m", "f", "l", "s", "n"
+
+
+@dataclass
+class PubOptions(MQTTOptions):
+    """mosquitto_pub's options."""
+
+    mode: str | None = None
+    message: bytes = b""
+    file: str | None = None
+    retain: bool = False
+    repeat: int = 1
+    repeat_delay: float = 0.0
+    extra: list[str] = field(default_factory=list)
+
+
+def _set_mode(opts: PubOptions, mode: str) -> None:
+    if opts.mode is not None:
+        raise UsageError("Only one type of message can be sent at once.\n")
+    opts.mode = mode
+
+
+def parse(argv: list[str]) -> PubOptions:
+    """Parse mosquitto_pub's command line; raises UsageError or HelpRequested."""
+    opts = PubOptions()
+    args = ArgReader(argv)
+    for arg in args:
+        if parse_common(opts, arg, args, multi_topic=False):
+            continue
+        if arg in ("-m", "--message"):
+            _set_mode(opts, MODE_MESSAGE)
+            opts.message = os.fsencode(args.value(arg, "message"))
+        elif arg in ("-f", "--file"):
+            _set_mode(opts, MODE_FILE)
+            opts.file = args.value(arg, "file")
+        elif arg in ("-l", "--stdin-line"):
+            _set_mode(opts, MODE_LINES)
+        elif arg in ("-s", "--stdin-file"):
+            _set_mode(opts, MODE_STDIN)
+        elif arg in ("-n", "--null-message"):
+            _set_mode(opts, MODE_NULL)
+        elif arg in ("-r", "--retain"):
+            opts.retain = True
+        elif arg == "--repeat":
+            opts.repeat = int(_number(args.value(arg, "count")))
+            if opts.repeat < 1:
+                raise UsageError("--repeat argument must be >0.")
+        elif arg == "--repeat-delay":
+            opts.repeat_delay = _number(args.value(arg, "time"))
+            if opts.repeat_delay < 0:
+                raise UsageError("--repeat-delay argument must be >=0.0.")
+        else:
+            raise UsageError(f"Unknown option '{arg}'.")
+    if not opts.topics or opts.mode is None:
+        raise UsageError("Both topic and message must be supplied.")
+    check_common(opts)
+    return opts
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return 0.0
+
+
+def _load_payload(opts: PubOptions) -> bytes | None:
+    """The single message of -m/-f/-s/-n (None for -l); prints mosquitto's error for -f."""
+    if opts.mode == MODE_MESSAGE:
+        return opts.message
+    if opts.mode == MODE_NULL:
+        return b""
+    if opts.mode == MODE_STDIN:
+        return sys.stdin.buffer.read()
+    if opts.mode == MODE_FILE:
+        assert opts.file is not None
+        try:
+            with open(opts.file, "rb") as f:
+                return f.read()
+        except OSError:
+            print(f'Error: Unable to open file "{opts.file}".', file=sys.stderr)
+            raise
+    return None
+
+
+async def _publish_lines(session: Session, opts: PubOptions) -> None:
+    """-l: one message per stdin line (newline stripped), pipelined like mosquitto_pub."""
+    loop = asyncio.get_running_loop()
+    readline = sys.stdin.buffer.readline
+    topic = opts.topics[0]
+    pending: list[asyncio.Future[int]] = []
+    while True:
+        line = await loop.run_in_executor(None, readline)
+        if not line:
+            break
+        if line.endswith(b"\n"):
+            line = line[:-1]
+        pending.append(session.client.publish_nowait(topic, line, opts.qos, opts.retain))
+        pending = [f for f in pending if not f.done() or f.exception() is not None]
+    for future in pending:
+        await future
+
+
+class _PubSession(Session):
+    """mosquitto_pub follows "Connection error" with a second line; mosquitto_sub does not."""
+
+    def refused(self, exc: ConnectionRefusedByBroker) -> int:
+        if exc.protocol_level == 5:
+            self.err("Error: A network protocol error occurred when communicating with the broker.")
+        else:
+            self.err("Error: The connection was refused.")
+        return exc.code
+
+
+async def _main(opts: PubOptions, payload: bytes | None) -> int:
+    session = _PubSession(opts, "pub")
+    status = await session.connect()
+    if status is not None:
+        return status
+    client = session.client
+    topic = opts.topics[0]
+    try:
+        if payload is None:
+            await _publish_lines(session, opts)
+        else:
+            for n in range(opts.repeat):
+                if n and opts.repeat_delay:
+                    await asyncio.sleep(opts.repeat_delay)
+                await client.publish(topic, payload, opts.qos, opts.retain)
+        await client.disconnect()
+    except PublishFailed as exc:
+        session.err(f"Warning: Publish {exc.mid} failed: {exc}.")
+        await client.disconnect()
+        return 0
+    except ConnectionLostError:
+        session.err("Error: The connection was lost.")
+        return 1
+    return 0
+
+
+def run(argv: list[str]) -> int:
+    """Entry point of ``m2mhub pub``; returns the exit status."""
+    try:
+        opts = parse(argv)
+    except HelpRequested:
+        print(USAGE, end="")
+        return 0
+    except UsageError as exc:
+        return report_usage_error("pub", exc)
+    try:
+        payload = _load_payload(opts)
+    except OSError:
+        print(f'Error loading input file "{opts.file}".', file=sys.stderr)
+        return 1
+    try:
+        return asyncio.run(_main(opts, payload))
+    except KeyboardInterrupt:
+        return 0
