@@ -540,6 +540,27 @@ def _check_topic_name_slow(topic: str) -> None:
         raise MalformedPacket(f"topic name contains forbidden character U+{ord(m.group()):04X}")
 
 
+# Topic names already decoded and checked, keyed by their wire bytes: brokers see the same
+# few topics again and again. Cleared when full rather than evicted one by one.
+_TOPIC_CACHE_SIZE: Final = 4096
+_topic_cache: dict[bytes, str] = {}
+_topic_cache_get = _topic_cache.get
+
+
+def _decode_topic_name(raw: _Buf) -> str:
+    try:
+        topic = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedPacket("topic name is not valid UTF-8") from None
+    # Fast path: printable ASCII without wildcards (isprintable() is False for C0 and DEL).
+    if not (topic.isascii() and topic.isprintable()) or "+" in topic or "#" in topic:
+        _check_topic_name_slow(topic)
+    if len(_topic_cache) >= _TOPIC_CACHE_SIZE:
+        _topic_cache.clear()
+    _topic_cache[bytes(raw)] = topic
+    return topic
+
+
 def _decode_publish(buf: _Buf, flags: int, p: int, end: int, level: int) -> Publish:
     qos = (flags >> 1) & 3
     if qos == 3:
@@ -549,13 +570,12 @@ def _decode_publish(buf: _Buf, flags: int, p: int, end: int, level: int) -> Publ
     q = p + 2 + ((buf[p] << 8) | buf[p + 1])
     if q > end:
         raise _truncated("topic name")
-    try:
-        topic = buf[p + 2 : q].decode("utf-8")
-    except UnicodeDecodeError:
-        raise MalformedPacket("topic name is not valid UTF-8") from None
-    # Fast path: printable ASCII without wildcards (isprintable() is False for C0 and DEL).
-    if not (topic.isascii() and topic.isprintable()) or "+" in topic or "#" in topic:
-        _check_topic_name_slow(topic)
+    raw_topic = buf[p + 2 : q]
+    if type(raw_topic) is not bytes:  # a packet that spanned reads: bytearray is unhashable
+        raw_topic = bytes(raw_topic)
+    topic = _topic_cache_get(raw_topic)
+    if topic is None:
+        topic = _decode_topic_name(raw_topic)
     p = q
     packet_id = None
     if qos:
@@ -565,7 +585,7 @@ def _decode_publish(buf: _Buf, flags: int, p: int, end: int, level: int) -> Publ
         if not packet_id:
             raise ProtocolError("PUBLISH with packet identifier 0")
         p += 2
-    if level == MQTT_5:
+    if level == 5:  # a literal is faster than the global MQTT_5
         if p < end and buf[p] == 0:
             props: Properties = {}
             p += 1
@@ -583,8 +603,8 @@ def _decode_publish(buf: _Buf, flags: int, p: int, end: int, level: int) -> Publ
         topic,
         payload if type(payload) is bytes else bytes(payload),
         qos,
-        bool(flags & 1),
-        bool(flags & 8),
+        flags & 1 == 1,
+        flags & 8 == 8,
         packet_id,
         props,
     )
