@@ -60,6 +60,8 @@ class Session:
             max_inflight=opts.max_inflight,
         )
         self.client_id = opts.effective_client_id(program)
+        # Why the last connect() failed: "refused" (CONNACK), "unreachable" or "lost".
+        self.failure: str | None = None
 
     def debug(self, text: str) -> None:
         """A debug-only line naming this client, e.g. ``Client (null) sending DISCONNECT``."""
@@ -69,6 +71,7 @@ class Session:
     async def connect(self) -> int | None:
         """Connect; None on success, else the exit status after printing the error."""
         opts = self.opts
+        self.failure = None
         try:
             await self.client.connect(
                 opts.host,
@@ -84,12 +87,15 @@ class Session:
                 bind_address=opts.bind_address,
             )
         except ConnectionRefusedByBroker as exc:
+            self.failure = "refused"
             self.err(refused_text(exc))
             return self.refused(exc)
         except ConnectionLostError:
+            self.failure = "lost"
             self.err("Error: The connection was lost.")
             return 1
         except OSError as exc:
+            self.failure = "unreachable"
             self.err(connect_error_text(exc))
             return 1
         return None

@@ -118,6 +118,7 @@ class Message:
     retain: bool = False
     dup: bool = False
     properties: Properties = field(default_factory=dict)
+    mid: int = 0  # the packet identifier it arrived with (0 for QoS 0)
 
 
 def random_client_id(prefix: str = "mosq-") -> str:
@@ -149,6 +150,7 @@ class MQTTClient:
     (in packet order, between the debug lines of the packets around it); otherwise messages
     are queued for :meth:`messages`. ``on_packet`` sees every packet sent and received
     (``m2mhub.client.debug_log.packet_log_lines`` turns it into mosquitto's ``-d`` lines).
+    ``on_subscribe(mid, granted)`` is likewise called as each SUBACK is handled.
     ``max_inflight`` bounds outgoing QoS 1/2 messages awaiting acknowledgement.
     """
 
@@ -157,9 +159,11 @@ class MQTTClient:
         *,
         on_message: Callable[[Message], None] | None = None,
         on_packet: PacketLogger | None = None,
+        on_subscribe: Callable[[int, list[int]], None] | None = None,
         max_inflight: int = 20,
     ) -> None:
         self.on_message = on_message
+        self.on_subscribe = on_subscribe
         self.on_packet = on_packet
         self._max_inflight = max_inflight
         self._conn: ClientConnection | None = None
@@ -357,33 +361,43 @@ class MQTTClient:
         """
         return await self.publish_nowait(topic, payload, qos, retain, properties)
 
+    def subscribe_nowait(
+        self,
+        subscriptions: Iterable[tuple[str, int | SubscriptionOptions]],
+        properties: Properties | None = None,
+    ) -> tuple[int, asyncio.Future[list[int]]]:
+        """Send SUBSCRIBE now; returns its mid and a future of the granted QoS list."""
+        conn = self._require()
+        mid = conn.subscribe(subscriptions, self._now(), properties)
+        future: asyncio.Future[list[int]] = self._loop_().create_future()
+        self._waiters[mid] = future  # type: ignore[assignment]
+        self._flush()
+        return mid, future
+
     async def subscribe(
         self,
         subscriptions: Iterable[tuple[str, int | SubscriptionOptions]],
         properties: Properties | None = None,
     ) -> list[int]:
         """Subscribe to ``(filter, qos)`` pairs; returns the granted QoS (0x80+ = refused)."""
+        return await self.subscribe_nowait(subscriptions, properties)[1]
+
+    def unsubscribe_nowait(
+        self, topic_filters: Iterable[str], properties: Properties | None = None
+    ) -> tuple[int, asyncio.Future[list[int]]]:
+        """Send UNSUBSCRIBE now; returns its mid and a future of the UNSUBACK reason codes."""
         conn = self._require()
-        mid = conn.subscribe(subscriptions, self._now(), properties)
-        future: asyncio.Future[object] = self._loop_().create_future()
-        self._waiters[mid] = future
+        mid = conn.unsubscribe(topic_filters, self._now(), properties)
+        future: asyncio.Future[list[int]] = self._loop_().create_future()
+        self._waiters[mid] = future  # type: ignore[assignment]
         self._flush()
-        result = await future
-        assert isinstance(result, list)
-        return result
+        return mid, future
 
     async def unsubscribe(
         self, topic_filters: Iterable[str], properties: Properties | None = None
     ) -> list[int]:
         """Unsubscribe; returns the MQTT 5 reason codes (an empty list before MQTT 5)."""
-        conn = self._require()
-        mid = conn.unsubscribe(topic_filters, self._now(), properties)
-        future: asyncio.Future[object] = self._loop_().create_future()
-        self._waiters[mid] = future
-        self._flush()
-        result = await future
-        assert isinstance(result, list)
-        return result
+        return await self.unsubscribe_nowait(topic_filters, properties)[1]
 
     async def messages(self) -> AsyncIterator[Message]:
         """Received messages, in order, until the connection ends.
@@ -451,7 +465,9 @@ class MQTTClient:
     def _dispatch(self, event: Event) -> None:
         if isinstance(event, MessageReceived):
             p = event.publish
-            message = Message(p.topic, p.payload, p.qos, p.retain, p.dup, p.properties)
+            message = Message(
+                p.topic, p.payload, p.qos, p.retain, p.dup, p.properties, p.packet_id or 0
+            )
             if self.on_message is not None:
                 self.on_message(message)
             else:
@@ -464,6 +480,8 @@ class MQTTClient:
                 else:
                     waiter.set_result(event.reason_code)
         elif isinstance(event, (SubscribeCompleted, UnsubscribeCompleted)):
+            if isinstance(event, SubscribeCompleted) and self.on_subscribe is not None:
+                self.on_subscribe(event.mid, event.reason_codes)
             waiter = self._waiters.pop(event.mid, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(event.reason_codes)

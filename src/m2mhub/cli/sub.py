@@ -1,0 +1,256 @@
+"""``m2mhub sub``: subscribe and print messages with mosquitto_sub's flags, output and exit codes.
+
+Like mosquitto_sub it subscribes again after every (re)connect and reconnects after a lost
+connection (once a second), until ``-C``, ``-E``, ``-W`` or Ctrl-C ends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from dataclasses import dataclass, field
+
+from m2mhub.cli._mqtt_options import (
+    COMMON_HELP,
+    ArgReader,
+    HelpRequested,
+    MQTTOptions,
+    UsageError,
+    check_common,
+    parse_common,
+    report_usage_error,
+    valid_filter,
+)
+from m2mhub.cli._mqtt_session import Session, print_line
+from m2mhub.cli._sub_format import format_message
+from m2mhub.client.mqtt import Message, MQTTClientError
+from m2mhub.mqtt.topics import topic_matches
+
+EXIT_TIMEOUT = 27  # MOSQ_ERR_TIMEOUT, what mosquitto_sub -W exits with
+RECONNECT_DELAY = 1.0
+
+USAGE = f"""\
+m2mhub sub subscribes to a set of topics and prints the messages it receives
+(mosquitto_sub's flags).
+
+Usage: m2mhub sub {{[-h host] [-p port] [-u username] [-P password] -t topic | -L URL [-t topic]}}
+                  [-c] [-k keepalive] [-q qos] [-x session-expiry-interval]
+                  [-C msg_count] [-E] [-R] [--retained-only] [--remove-retained]
+                  [-T filter_out] [-U topic ...] [-F format] [-W timeout_secs]
+                  [-A bind_address] [-i id] [-I id_prefix]
+                  [-d] [-N] [--quiet] [-v] [-V protocol-version]
+                  [--will-topic [--will-payload payload] [--will-qos qos] [--will-retain]]
+       m2mhub sub --help
+
+ -C : disconnect and exit after receiving the 'msg_count' messages.
+ -E : exit once all subscriptions have been acknowledged by the broker.
+ -F : output format (%t topic, %p payload, %q qos, %r retain, %l length, %m mid,
+      %x/%X hex payload, %I ISO time, %U Unix time, %j JSON, @ strftime fields, \\n...).
+ -N : do not add an end of line character when printing the payload.
+ -R : do not print stale messages (those with retain set).
+ -t : mqtt topic to subscribe to. May be repeated multiple times.
+ -T : topic string to filter out of results. May be repeated.
+ -U : unsubscribe from a topic. May be repeated.
+ -v : print published messages verbosely ("topic payload").
+ -W : Specifies a timeout in seconds how long to process incoming MQTT messages.
+ --retained-only : only handle messages with the retained flag set, and exit when the
+                   first non-retained message is received.
+ --remove-retained : send a message to the server to clear any received retained messages.
+{COMMON_HELP}
+"""
+
+
+@dataclass
+class SubOptions(MQTTOptions):
+    """mosquitto_sub's options."""
+
+    verbose: bool = False
+    msg_count: int = 0
+    timeout: int = 0
+    no_retain: bool = False
+    retained_only: bool = False
+    remove_retained: bool = False
+    eol: bool = True
+    exit_after_sub: bool = False
+    format: str | None = None
+    filter_outs: list[str] = field(default_factory=list)
+    unsub_topics: list[str] = field(default_factory=list)
+
+
+def _positive(text: str, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UsageError(f'Invalid {what} "{text}".')
+    return value
+
+
+def parse(argv: list[str]) -> SubOptions:
+    """Parse mosquitto_sub's command line; raises UsageError or HelpRequested."""
+    opts = SubOptions()
+    args = ArgReader(argv)
+    for arg in args:
+        if parse_common(opts, arg, args, multi_topic=True):
+            continue
+        if arg in ("-C", "--count"):
+            opts.msg_count = _positive(args.value(arg, "count"), "message count")
+        elif arg in ("-W", "--timeout"):
+            opts.timeout = _positive(args.value(arg, "timeout"), "timeout")
+        elif arg in ("-E",):
+            opts.exit_after_sub = True
+        elif arg in ("-F",):
+            opts.format = args.value(arg, "format")
+        elif arg in ("-N",):
+            opts.eol = False
+        elif arg in ("-R", "--no-retain"):
+            opts.no_retain = True
+        elif arg == "--retained-only":
+            opts.retained_only = True
+        elif arg == "--remove-retained":
+            opts.remove_retained = True
+        elif arg in ("-T", "--filter-out"):
+            topic_filter = args.value(arg, "topic filter")
+            if not valid_filter(topic_filter):
+                raise UsageError(
+                    f"Invalid filter topic '{topic_filter}', are all '+' and '#' wildcards correct?"
+                )
+            opts.filter_outs.append(topic_filter)
+        elif arg in ("-U", "--unsubscribe"):
+            topic = args.value(arg, "unsubscribe topic")
+            if not valid_filter(topic):
+                raise UsageError(
+                    f"Invalid unsubscribe topic '{topic}', are all '+' and '#' wildcards correct?"
+                )
+            opts.unsub_topics.append(topic)
+        elif arg in ("-v", "--verbose"):
+            opts.verbose = True
+        elif arg in ("--pretty", "--random-filter"):
+            raise UsageError(f"{arg} is not supported yet.", False)
+        else:
+            raise UsageError(f"Unknown option '{arg}'.")
+    if opts.no_retain and opts.retained_only:
+        raise UsageError("Combining '-R' and '--retained-only' makes no sense.", False)
+    if not opts.topics:
+        raise UsageError("You must specify a topic to subscribe to.")
+    check_common(opts)
+    return opts
+
+
+class Subscriber:
+    """The message handling of mosquitto_sub's ``my_message_callback``."""
+
+    def __init__(self, opts: SubOptions) -> None:
+        self.opts = opts
+        self.session = Session(opts, "sub", on_message=self.on_message)
+        self.session.client.on_subscribe = self.on_subscribe
+        self.received = 0
+        self.done = False
+        self.timed_out = False
+        self.out = sys.stdout.buffer
+
+    def stop(self) -> None:
+        self.done = True
+        self.session.client.disconnect_nowait()
+
+    def on_subscribe(self, mid: int, granted: list[int]) -> None:
+        if self.opts.debug and not self.opts.quiet:
+            print_line(f"Subscribed (mid: {mid}): " + ", ".join(str(g) for g in granted))
+        if all(g >= 0x80 for g in granted):
+            self.session.err("All subscription requests were denied.")
+            self.stop()
+        elif self.opts.exit_after_sub:
+            self.stop()
+
+    def on_message(self, message: Message) -> None:
+        if self.done:
+            return
+        opts = self.opts
+        if opts.remove_retained and message.retain:
+            self.session.client.publish_nowait(message.topic, b"", 1, True)
+        if opts.retained_only and not message.retain:
+            self.stop()
+            return
+        if opts.no_retain and message.retain:
+            return
+        for topic_filter in opts.filter_outs:
+            if topic_matches(topic_filter, message.topic):
+                return
+        self.print_message(message)
+        if opts.msg_count:
+            self.received += 1
+            if self.received >= opts.msg_count:
+                self.stop()
+
+    def print_message(self, message: Message) -> None:
+        opts, out = self.opts, self.out
+        eol = b"\n" if opts.eol else b""
+        if opts.format is not None:
+            out.write(format_message(opts.format, message, self.session.client.client_id) + eol)
+        elif opts.verbose:
+            if message.payload:
+                out.write(message.topic.encode() + b" " + message.payload + eol)
+            elif opts.eol:
+                out.write(message.topic.encode() + b" (null)\n")
+        elif message.payload:
+            out.write(message.payload + eol)
+        else:
+            return
+        out.flush()
+
+    def on_timeout(self) -> None:
+        if not self.done:
+            self.timed_out = True
+            self.stop()
+
+    async def main(self) -> int:
+        opts = self.opts
+        loop = asyncio.get_running_loop()
+        if opts.timeout:
+            loop.call_later(opts.timeout, self.on_timeout)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGTERM, self.stop)
+        client = self.session.client
+        first = True
+        while not self.done:
+            status = await self.session.connect()
+            if status is not None:
+                if self.session.failure == "refused":
+                    self.session.debug("sending DISCONNECT")
+                    return status
+                if first:
+                    return status
+                await asyncio.sleep(RECONNECT_DELAY)  # broker not back yet: keep trying
+                continue
+            first = False
+            try:
+                client.subscribe_nowait([(t, opts.qos) for t in opts.topics])
+                for topic in opts.unsub_topics:
+                    client.unsubscribe_nowait([topic])
+            except MQTTClientError:
+                pass  # lost at once: reconnect below
+            await client.wait_closed()
+            if not self.done:
+                await asyncio.sleep(RECONNECT_DELAY)
+        if self.timed_out:
+            self.session.err("Timed out")
+            return EXIT_TIMEOUT
+        return 0
+
+
+def run(argv: list[str]) -> int:
+    """Entry point of ``m2mhub sub``; returns the exit status."""
+    try:
+        opts = parse(argv)
+    except HelpRequested:
+        print(USAGE, end="")
+        return 0
+    except UsageError as exc:
+        return report_usage_error("sub", exc)
+    try:
+        return asyncio.run(Subscriber(opts).main())
+    except KeyboardInterrupt:
+        return 0
