@@ -60,7 +60,7 @@ serve: $(STAMP)
 	$(BIN)/m2mhub serve -v $(SERVE_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff check $(wildcard src tests benchmarks examples)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy src
@@ -78,7 +78,15 @@ pytest: $(STAMP) system-deps
 	fi; \
 	exit $$status
 
-test: lint typecheck pytest
+# Every check runs even when an earlier one fails; the exit status says whether all passed.
+test: $(STAMP) system-deps
+	@status=0; \
+	$(MAKE) --no-print-directory lint || status=1; \
+	$(MAKE) --no-print-directory typecheck || status=1; \
+	$(MAKE) --no-print-directory pytest || status=1; \
+	if [ $$status = 0 ]; then echo "make test: all checks passed"; \
+	else echo "make test: some checks FAILED (see above)"; fi; \
+	exit $$status
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
