@@ -84,6 +84,9 @@ def start_broker(kind: str, tmp_path: Path, config_lines: list[str] = ()) -> Ite
     lines = [f"listener {port} 127.0.0.1"]
     if not any(line.startswith("allow_anonymous") for line in config_lines):
         lines.append("allow_anonymous true")
+    if kind == "mosquitto" and os.geteuid() == 0:
+        # Run as root, mosquitto drops to user "mosquitto", who cannot read pytest's tmp dirs.
+        lines.append("user root")
     conf.write_text("\n".join([*lines, *config_lines]) + "\n")
     if kind == "mosquitto":
         args = [require("mosquitto"), "-v", "-c", str(conf)]
