@@ -60,6 +60,21 @@ def decode_case(level: int, qos: int, chunk: int) -> Callable[[], int]:
     return run
 
 
+def ack_decode_case(level: int) -> Callable[[], int]:
+    wire = b"".join(encode(Puback((i % 65535) + 1), level) for i in range(BATCH))
+
+    def run() -> int:
+        reader = PacketReader(level)
+        reader.feed(wire)
+        n = 0
+        next_packet = reader.next_packet
+        while next_packet() is not None:
+            n += 1
+        return n
+
+    return run
+
+
 def parts_case(level: int, qos: int) -> Callable[[], int]:
     def run() -> int:
         for _ in range(BATCH):
@@ -116,6 +131,7 @@ def main() -> None:
         cases.append((f"decode PUBLISH {v} qos1 (1 packet per read)",
                       decode_case(level, 1, len(encode(Publish(TOPIC, PAYLOAD, 1, packet_id=1),
                                                        level)))))  # fmt: skip
+        cases.append((f"decode PUBACK {v}", ack_decode_case(level)))
         for qos in (0, 1):
             cases.append((f"encode_publish_parts {v} qos{qos}", parts_case(level, qos)))
         cases.append((f"encode(Publish) {v} qos1", encode_case(level, 1)))

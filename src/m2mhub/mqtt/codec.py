@@ -866,6 +866,14 @@ _DECODERS: Final[list[Callable[[_Buf, int, int, int, int], Packet] | None]] = [
     _decode_auth,
 ]
 
+# Fixed-header byte -> class, for acks whose remaining length is 2.
+_SHORT_ACKS: Final[dict[int, type[Puback] | type[Pubrec] | type[Pubrel] | type[Pubcomp]]] = {
+    0x40: Puback,
+    0x50: Pubrec,
+    0x62: Pubrel,
+    0x70: Pubcomp,
+}
+
 _CONNACK_UNACCEPTABLE_VERSION: Final = b"\x20\x02\x00\x01"
 
 
@@ -972,8 +980,14 @@ class PacketReader:
                 raise ProtocolError("first packet is not CONNECT")
             if end > size:
                 return None
-            if ptype == PacketType.PUBLISH and level is not None:
+            if ptype == 3 and level is not None:  # PUBLISH
                 packet: Packet = _decode_publish(buf, first & 0x0F, start, end, level)
+            elif end - start == 2 and first in _SHORT_ACKS and level is not None:
+                # PUBACK/PUBREC/PUBREL/PUBCOMP without reason code: the other hot packets
+                packet_id = (buf[start] << 8) | buf[start + 1]
+                if not packet_id:
+                    raise ProtocolError(f"{PacketType(ptype).name} with packet identifier 0")
+                packet = _SHORT_ACKS[first](packet_id)
             else:
                 packet = self._decode_other(buf, first, start, end, level)
         except MQTTError as exc:
