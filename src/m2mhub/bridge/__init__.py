@@ -1,0 +1,1 @@
+"""m2mhub.bridge: the hub's CoAP resources, sharing the broker's topic space."""
