@@ -36,7 +36,9 @@ class EchoState(resource.ObservableResource):
 
 async def main(port: int) -> None:
     root = resource.Site()
-    root.add_resource([".well-known", "core"], resource.WKCResource(root.get_resources_as_linkheader))
+    root.add_resource(
+        [".well-known", "core"], resource.WKCResource(root.get_resources_as_linkheader)
+    )
     root.add_resource(["bench", "get"], EchoState())
     root.add_resource(["bench", "obs"], EchoState())
     await aiocoap.Context.create_server_context(root, bind=("127.0.0.1", port))

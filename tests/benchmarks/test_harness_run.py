@@ -59,7 +59,7 @@ def test_one_short_run_against_mosquitto_writes_the_table(tmp_path: Path) -> Non
     assert "| 50 pairs QoS 1, delivered/s | " in text
     assert "Versions: mosquitto " in text
     assert text.endswith("tail\n")
-    results = json.loads(raw.read_text())["results"]
+    results = json.loads(raw.read_text())["best"]
     assert results[0]["server"] == "mosquitto"
     assert results[0]["data"]["received"] > 0
     assert results[0]["data"]["lost"] == 0

@@ -117,3 +117,21 @@ def test_scenario_command_lines() -> None:
 def test_unknown_scenario_is_refused() -> None:
     with pytest.raises(ValueError, match="fanin-q0"):
         select("mqtt", ["nope"])
+
+
+def test_best_of_prefers_highest_rate_lowest_memory_and_skips_failures() -> None:
+    from m2mhub.bench.runner import best_of
+
+    fanin, conns = select("mqtt", ["fanin-q0", "conns"])
+    runs = [
+        Result("fanin-q0", "m2mhub", {"recv_msgs_per_s": 10.0}),
+        Result("fanin-q0", "m2mhub", error="died"),
+        Result("fanin-q0", "m2mhub", {"recv_msgs_per_s": 30.0}),
+    ]
+    assert best_of(fanin, runs).data["recv_msgs_per_s"] == 30.0
+    mem = [
+        Result("conns", "m2mhub", {"server_rss_kb_per_conn": 7.0}),
+        Result("conns", "m2mhub", {"server_rss_kb_per_conn": 3.0}),
+    ]
+    assert best_of(conns, mem).data["server_rss_kb_per_conn"] == 3.0
+    assert best_of(fanin, [runs[1]]).error == "died"

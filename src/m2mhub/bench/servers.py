@@ -331,6 +331,13 @@ class RunningServer:
         except OSError:
             return ""
 
+    def failure_line(self) -> str:
+        """The log's last line that names an error (a crash's exception), or ""."""
+        for line in reversed(self.log_tail(60).splitlines()):
+            if "Error" in line or "error" in line or "Traceback" in line:
+                return line.strip()[:160]
+        return ""
+
     def alive(self) -> bool:
         return self.popen.poll() is None
 
@@ -375,7 +382,9 @@ def start_server(
     deadline = time.monotonic() + timeout
     while not ready(port):
         if not server.alive():
-            raise ServerError(f"{kind.name} exited at start:\n{server.log_tail()}")
+            raise ServerError(
+                f"{kind.name} exited at start: {server.failure_line()}\n{server.log_tail()}"
+            )
         if time.monotonic() > deadline:
             server.stop()
             raise ServerError(f"{kind.name} not answering on port {port} after {timeout:.0f}s")

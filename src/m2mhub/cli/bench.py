@@ -45,6 +45,12 @@ def build_parser(prog: str = "m2mhub bench") -> argparse.ArgumentParser:
     parser.add_argument(
         "--duration", type=float, default=10.0, help="seconds per timed run (default 10)"
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs per scenario and server; the table shows the best (default 1)",
+    )
     parser.add_argument("--server-core", type=int, default=0, help="core for servers (default 0)")
     parser.add_argument("--client-core", type=int, default=1, help="core for mqbench (default 1)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin anything with taskset")
@@ -104,6 +110,7 @@ def run(argv: list[str], prog: str = "m2mhub bench") -> int:
         json_out=json_out,
         command=" ".join([prog, *(shlex.quote(a) for a in argv)]),
         log=not args.quiet,
+        repeat=max(1, args.repeat),
     )
     try:
         results = run_bench(options, repo)
