@@ -246,6 +246,7 @@ class MQTTClient:
             conn.trace = lambda direction, packet: on_packet(direction, packet, conn.client_id)
         self._error = None
         self._stopping = False
+        self._drop_end_markers()
         if isinstance(password, str):
             password = password.encode("utf-8")
         if protocol == MQTT_3_1 and not client_id:
@@ -435,6 +436,13 @@ class MQTTClient:
         if conn is None or self._transport is None or conn.state is not State.CONNECTED:
             raise self._error or MQTTClientError("not connected")
         return conn
+
+    def _drop_end_markers(self) -> None:
+        """Forget the previous connection's end; keep its unread messages."""
+        queue = self._messages
+        kept = [m for m in (queue.get_nowait() for _ in range(queue.qsize())) if m is not None]
+        for message in kept:
+            queue.put_nowait(message)
 
     def _flush(self) -> None:
         conn, transport = self._conn, self._transport

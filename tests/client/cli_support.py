@@ -1,0 +1,68 @@
+"""Running ``m2mhub pub/sub`` and mosquitto_pub/sub side by side, as a user would."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+
+from tests.support import M2MHUB, Proc, require
+
+ENV = dict(os.environ, PYTHONUNBUFFERED="1")
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def lines(self) -> list[str]:
+        return self.out.splitlines()
+
+
+def run_tool(
+    tool: str, *args: str, stdin: bytes | None = None, timeout: float = 20.0
+) -> Result:
+    """Run ``m2mhub pub|sub`` (tool "pub"/"sub") or a mosquitto client (tool "mosquitto_pub")."""
+    mosquitto = tool.startswith("mosquitto")
+    argv = [require(tool), *args] if mosquitto else [*M2MHUB, tool, *args]
+    done = subprocess.run(
+        argv,
+        input=stdin if stdin is not None else b"",
+        capture_output=True,
+        timeout=timeout,
+        env=ENV,
+    )
+    return Result(
+        done.returncode,
+        done.stdout.decode("utf-8", "replace"),
+        done.stderr.decode("utf-8", "replace"),
+    )
+
+
+def start_tool(tool: str, *args: str) -> Proc:
+    """Start a long-running client (stdout+stderr lines collected)."""
+    if tool.startswith("mosquitto"):
+        argv = [require("stdbuf"), "-oL", require(tool), *args]
+    else:
+        argv = [*M2MHUB, tool, *args]
+    return Proc(argv, env=ENV)
+
+
+_CLIENT = re.compile(r"^Client (\S+) ")
+
+
+def normalise(lines: list[str]) -> list[str]:
+    """Debug lines with the client id replaced, so mosquitto's and ours compare equal.
+
+    The id differs between runs when the broker assigns it (MQTT 5) or it is random (3.1).
+    """
+    return [_CLIENT.sub("Client <id> ", line) for line in lines]
+
+
+def replace_tool_name(text: str) -> str:
+    """``mosquitto_pub --help`` hints name the program; ours say ``m2mhub pub``."""
+    return text.replace("mosquitto_pub", "m2mhub pub").replace("mosquitto_sub", "m2mhub sub")
