@@ -597,11 +597,15 @@ def _decode_publish(buf: _Buf, flags: int, p: int, end: int, level: int) -> Publ
         if not topic:
             raise TopicNameInvalid("empty PUBLISH topic")
         props = {}
-    payload = buf[p:end]
+    if type(buf) is bytes:
+        payload = buf[p:end]
+    else:  # a packet that spanned reads: copy the payload once, not twice
+        with memoryview(buf) as view:
+            payload = view[p:end].tobytes()
     # DUP with QoS 0 is tolerated, as mosquitto does.
     return Publish(
         topic,
-        payload if type(payload) is bytes else bytes(payload),
+        payload,
         qos,
         flags & 1 == 1,
         flags & 8 == 8,
