@@ -97,7 +97,10 @@ def test_anonymous_refused_when_not_allowed() -> None:
     c = hub.client("anon")
     assert c.connect() == Connack(False, 0x05)
     assert c.closed
-    assert "Client anon disconnected, not authorised." in hub.lines
+    assert hub.lines[-2:] == [
+        "Sending CONNACK to 127.0.0.1 (0, 5)",
+        "Client <unknown> disconnected, not authorised.",
+    ]
     c5 = hub.client("anon5", level=5)
     ack = c5.connect()
     assert isinstance(ack, Connack) and ack.reason_code == 0x87

@@ -143,3 +143,12 @@ def test_outgoing_packet_ids_skip_ids_in_flight() -> None:
     for i in range(3):
         pub.publish_complete("t", b"x", 1, packet_id=i + 1)
     assert [p.packet_id for p in sub.publishes()] == [65535, 1, 2]
+
+
+def test_upgrade_outgoing_qos() -> None:
+    hub = Hub(upgrade_outgoing_qos=True)
+    sub = hub.connected("sub")
+    sub.subscribe(("t", 2))
+    pub = hub.connected("pub")
+    pub.publish("t", b"up", 0)
+    assert [(p.payload, p.qos) for p in sub.publishes()] == [(b"up", 2)]

@@ -490,9 +490,9 @@ class Broker:
         else:
             allowed = settings.allow_anonymous
         if not allowed:
-            self._refuse(conn, packet, 0x87 if v5 else 0x05, client_id, now)
+            self._refuse(conn, packet, 0x87 if v5 else 0x05, conn.host, now)
             if log.notice:
-                log.write(f"Client {client_id} disconnected, not authorised.")
+                log.write("Client <unknown> disconnected, not authorised.")
             return
 
         will = packet.will
@@ -706,8 +706,9 @@ class Broker:
         forward: dict[int, Any] | None = None
         stats = self.stats
         log = self.log
+        upgrade = self.settings.upgrade_outgoing_qos
         for target, sub_qos, options in matches:
-            q = qos if qos < sub_qos else sub_qos
+            q = sub_qos if upgrade else (qos if qos < sub_qos else sub_qos)
             if type(target) is not Session:
                 target.deliver(topic, payload, q, False, properties)
                 continue
