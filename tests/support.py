@@ -59,7 +59,11 @@ def require(program: str) -> str:
 class Proc:
     """A running program whose stdout+stderr lines are collected by a reader thread."""
 
-    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str] | None = None, errors: str | None = None
+    ) -> None:
+        """``errors``: how to decode bytes that are not UTF-8 (e.g. "backslashreplace" for a
+        broker that logs client-sent bytes verbatim); None keeps the strict default."""
         self.args = args
         self.lines: list[str] = []
         self._cond = threading.Condition()
@@ -71,6 +75,7 @@ class Proc:
             text=True,
             env=env,
             bufsize=1,
+            errors=errors,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -121,8 +126,10 @@ class Proc:
 
 
 @contextmanager
-def running(args: list[str], env: dict[str, str] | None = None) -> Iterator[Proc]:
-    proc = Proc(args, env)
+def running(
+    args: list[str], env: dict[str, str] | None = None, errors: str | None = None
+) -> Iterator[Proc]:
+    proc = Proc(args, env, errors)
     try:
         yield proc
     finally:
