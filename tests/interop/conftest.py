@@ -94,7 +94,8 @@ def start_broker(kind: str, tmp_path: Path, config_lines: list[str] = ()) -> Ite
     else:
         args = [*M2MHUB, "serve", "-v", "-c", str(conf), "--no-coap"]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-    with running(args, env=env) as proc:
+    # Brokers log client ids and topics verbatim, and garbage need not be UTF-8.
+    with running(args, env=env, errors="backslashreplace") as proc:
         _wait_listening(proc, port)
         yield Broker(kind, proc, port)
 
