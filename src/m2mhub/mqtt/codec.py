@@ -17,12 +17,6 @@ leaves a choice we do what mosquitto 2.0 does:
   disconnects, for every version, rather than answering 0x8F). In 5.0 ``$share/...`` must be a
   well-formed shared subscription (mosquitto 2.0.11 also accepts ``$share/g`` and
   ``$share//a``); before 5.0 ``$share`` is an ordinary first level.
-
-Where mosquitto 2.0.11 is laxer than the specification we follow the specification: it
-accepts PINGREQ with flags or a body, a 3.1.1 PUBACK with a trailing byte, unknown ack reason
-codes, out-of-range property values (Payload Format Indicator 2) and duplicate properties; we
-raise :class:`MalformedPacket` (wrong flags, lengths, duplicates) or :class:`ProtocolError`
-(reason codes and property values the specification forbids).
 - An empty SUBSCRIBE/UNSUBSCRIBE is a :class:`ProtocolError` except in 3.1.
 - In 3.1 a password flag without a password in the payload is ignored.
 - The unknown-protocol cases raise :class:`UnsupportedProtocolVersion` whose ``connack`` holds
@@ -31,6 +25,15 @@ raise :class:`MalformedPacket` (wrong flags, lengths, duplicates) or :class:`Pro
 - Bit 7 of the CONNECT protocol level (mosquitto's bridge flag) is accepted and reported as
   ``Connect.bridge``.
 - Remaining lengths and property varints need not be minimally encoded.
+
+Where mosquitto 2.0.11 is laxer than the specification we follow the specification: it
+accepts PINGREQ with flags or a body, a 3.1.1 PUBACK with a trailing byte, unknown ack reason
+codes, out-of-range property values (Payload Format Indicator 2) and duplicate properties; we
+raise :class:`MalformedPacket` (wrong flags, lengths, duplicates) or :class:`ProtocolError`
+(reason codes and property values the specification forbids).
+
+After the first decoding error a :class:`PacketReader` is poisoned: every later call re-raises
+the same exception, since the connection has to be closed anyway.
 
 Encoding trusts its input more than decoding trusts the wire: it raises ``ValueError`` for
 things that cannot be put on the wire (a property not allowed in the packet, a string over
