@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "trace": ("m2mhub.cli.trace", "transparent proxy that prints every packet"),
     "lab": ("m2mhub.cli.lab", "the protocol experiments, as tables and reports"),
     "bench": ("m2mhub.cli.bench", "side-by-side load benchmarks"),
+    "passwd": ("m2mhub.cli.passwd", "manage password files (mosquitto_passwd's flags)"),
 }
 
 
