@@ -98,7 +98,8 @@ class Proc:
                     if needle in line:
                         return line
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or (self.popen.poll() is not None and not self._reader.is_alive()):
+                finished = self.popen.poll() is not None and not self._reader.is_alive()
+                if remaining <= 0 or finished:
                     raise TimeoutError(
                         f"no line with {needle!r} from {self.args[0]}; output so far:\n"
                         + "\n".join(self.lines)
