@@ -209,10 +209,9 @@ class M2mhubCoap(ServerKind):
     def launch(self, repo: Path, port: int, config_lines: list[str], scratch: Path) -> Launch:
         conf = scratch / f"m2mhub-coap-{port}.conf"
         mqtt_port = free_port("tcp")
-        lines = [f"coap_port {port}", "coap_bind_address 127.0.0.1", *config_lines]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        argv = [self.python, "-m", "m2mhub", "serve", "-c", str(conf)]
-        return Launch(argv, {conf: mosquitto_style_config(mqtt_port, lines)}, env)
+        argv = [self.python, "-m", "m2mhub", "serve", "-c", str(conf), "--coap-port", str(port)]
+        return Launch(argv, {conf: mosquitto_style_config(mqtt_port, config_lines)}, env)
 
     def version(self, repo: Path) -> str:
         return M2mhubMqtt(self.python).version(repo)
