@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import M2MHUB, Proc, free_tcp_port, require, running, wait_tcp
+from tests.support import (
+    M2MHUB,
+    Proc,
+    free_tcp_port,
+    free_udp_port,
+    require,
+    running,
+    wait_tcp,
+)
 
 ENV = dict(os.environ, PYTHONUNBUFFERED="1")
 VERSION_LINE = "m2mhub version 0.1.0"
@@ -36,10 +44,14 @@ def terminate(proc: Proc, signum: int = signal.SIGTERM) -> int:
     return proc.wait(10)
 
 
-def listening_addresses(port: int) -> set[str]:
-    """Local addresses (hex, as in /proc/net/tcp*) with a LISTEN socket on ``port``."""
+def listening_addresses(port: int, proto: str = "tcp") -> set[str]:
+    """Local addresses (hex, as in /proc/net/tcp*) with a LISTEN socket on ``port``.
+
+    With ``proto="udp"``: the addresses of unconnected UDP sockets bound to ``port``.
+    """
+    state = "0A" if proto == "tcp" else "07"  # TCP_LISTEN, or TCP_CLOSE for bound UDP
     found: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    for table in (f"/proc/net/{proto}", f"/proc/net/{proto}6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
         except OSError:
@@ -47,7 +59,7 @@ def listening_addresses(port: int) -> set[str]:
         for line in lines:
             fields = line.split()
             address, port_hex = fields[1].rsplit(":", 1)
-            if int(port_hex, 16) == port and fields[3] == "0A":  # 0A = LISTEN
+            if int(port_hex, 16) == port and fields[3] == state:
                 found.add(address)
     return found
 
@@ -55,6 +67,7 @@ def listening_addresses(port: int) -> set[str]:
 IPV4_LOOPBACK = "0100007F"
 IPV6_LOOPBACK = "00000000000000000000000001000000"
 IPV4_ANY = "00000000"
+IPV6_ANY = "0" * 32
 
 
 def write_conf(tmp_path: Path, *lines: str) -> Path:
@@ -290,3 +303,59 @@ def test_missing_password_file_exits_1(tmp_path: Path) -> None:
     result = run_serve("-c", str(conf), "--no-coap")
     assert result.returncode == 1
     assert "Error: Unable to open pwfile" in result.stderr
+
+
+# ---------------------------------------------------------------------- the CoAP face
+
+
+@pytest.mark.interop
+def test_coap_face_on_loopback_in_local_only_mode() -> None:
+    client = require("coap-client-notls")
+    port, coap_port = free_tcp_port(), free_udp_port()
+    with serve("-p", str(port), "--coap-port", str(coap_port)) as proc:
+        proc.wait_for_line(f"{VERSION_LINE} running")
+        assert f"Opening ipv4 CoAP socket on port {coap_port}." in proc.output()
+        addresses = listening_addresses(coap_port, "udp")
+        assert IPV4_LOOPBACK in addresses
+        assert addresses <= {IPV4_LOOPBACK, IPV6_LOOPBACK}
+        result = subprocess.run(
+            [client, "-m", "get", "-B", "5", f"coap://127.0.0.1:{coap_port}/.well-known/core"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        assert "</time>" in result.stdout
+        assert terminate(proc) == 0
+
+
+def test_coap_face_on_every_interface_with_a_listener(tmp_path: Path) -> None:
+    port, coap_port = free_tcp_port(), free_udp_port()
+    conf = write_conf(tmp_path, f"listener {port} 127.0.0.1", f"coap_port {coap_port}")
+    with serve("-c", str(conf)) as proc:
+        proc.wait_for_line(f"{VERSION_LINE} running")
+        assert IPV4_ANY in listening_addresses(coap_port, "udp")
+        assert terminate(proc) == 0
+
+
+def test_no_coap_flag_and_config_line(tmp_path: Path) -> None:
+    port = free_tcp_port()
+    conf = write_conf(tmp_path, f"listener {port} 127.0.0.1", "coap_enabled false")
+    for args in (["-p", str(port), "--no-coap"], ["-c", str(conf)]):
+        with serve(*args) as proc:
+            proc.wait_for_line(f"{VERSION_LINE} running")
+            assert "CoAP socket" not in proc.output()
+            assert terminate(proc) == 0
+
+
+def test_coap_port_in_use_exits_1_and_frees_the_mqtt_port() -> None:
+    port = free_tcp_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        coap_port = holder.getsockname()[1]
+        result = run_serve("-p", str(port), "--coap-port", str(coap_port))
+    assert result.returncode == 1
+    assert (
+        f"Error: CoAP port {coap_port}: Address already in use (use --coap-port N or --no-coap)"
+        in result.stderr
+    )
+    assert listening_addresses(port) == set()

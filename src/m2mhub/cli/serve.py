@@ -145,13 +145,12 @@ def apply_options(config: Config, options: ServeOptions) -> list[str]:
     return warnings
 
 
-def ipv6_loopback_available() -> bool:
-    """Whether ``::1`` can be bound here (containers often lack IPv6)."""
-    if not socket.has_ipv6:
-        return False
+def can_bind(host: str, kind: socket.SocketKind = socket.SOCK_STREAM) -> bool:
+    """Whether an address of this machine can be bound (containers often lack IPv6)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
-            probe.bind(("::1", 0))
+        with socket.socket(family, kind) as probe:
+            probe.bind((host, 0))
     except OSError:
         return False
     return True
@@ -159,7 +158,7 @@ def ipv6_loopback_available() -> bool:
 
 def loopback_hosts() -> list[str]:
     """The loopback addresses local-only mode binds."""
-    return ["127.0.0.1", "::1"] if ipv6_loopback_available() else ["127.0.0.1"]
+    return ["127.0.0.1", "::1"] if can_bind("::1") else ["127.0.0.1"]
 
 
 def mqtt_addresses(settings: BrokerSettings, cmd_ports: list[int]) -> list[tuple[str | None, int]]:
@@ -181,7 +180,7 @@ def coap_addresses(settings: BrokerSettings) -> list[tuple[str, int]]:
         return [(host, port) for host in settings.coap_bind_addresses]
     if settings.local_only:
         return [(host, port) for host in loopback_hosts()]
-    hosts = ["0.0.0.0", "::"] if socket.has_ipv6 else ["0.0.0.0"]
+    hosts = ["0.0.0.0", "::"] if can_bind("::", socket.SOCK_DGRAM) else ["0.0.0.0"]
     return [(host, port) for host in hosts]
 
 
