@@ -290,12 +290,16 @@ def _encode_connack(c: Connack, level: int) -> bytes:
     return bytes((0x20, 2, flags, c.reason_code))
 
 
+_ACK_FIRST_BYTE: Final[dict[type, int]] = {Puback: 0x40, Pubrec: 0x50, Pubrel: 0x62, Pubcomp: 0x70}
+
+
 def _encode_ack(p: Puback | Pubrec | Pubrel | Pubcomp, level: int) -> bytes:
+    first = _ACK_FIRST_BYTE[type(p)]
+    if level != 5 or (not p.reason_code and not p.properties):
+        packet_id = p.packet_id
+        return bytes((first, 2, packet_id >> 8, packet_id & 0xFF))
     ptype = p.packet_type
-    first = (ptype << 4) | (2 if ptype == PacketType.PUBREL else 0)
     pid = _pack_u16(p.packet_id)
-    if level != MQTT_5 or (p.reason_code == 0 and not p.properties):
-        return bytes((first, 2)) + pid
     if not p.properties:
         return bytes((first, 3)) + pid + bytes((p.reason_code,))
     return _fixed(first, pid + bytes((p.reason_code,)) + _encode_properties(p.properties, ptype))
