@@ -220,8 +220,10 @@ class TopicResource(ObservablePrefixResource):
 
     def render_get(self, request: Message) -> Message:
         topic = self.topic_of(request)
-        observing = request.observe == 0
-        if observing:
+        # Observe=1 (deregistration) gets the same answer, or the engine would not see it
+        # through an error response.
+        observing = request.observe is not None
+        if request.observe == 0:
             query = request.query()
             if "qos" in query:
                 qos = _qos(query["qos"])
@@ -282,9 +284,7 @@ class TopicResource(ObservablePrefixResource):
             sub = _TopicSubscriber(self, topic_filter, subpath)
             self._subscribers[subpath] = sub
             try:
-                self.broker.subscribe_internal(
-                    topic_filter, sub, self._wanted_qos.get(subpath, 0)
-                )
+                self.broker.subscribe_internal(topic_filter, sub, self._wanted_qos.get(subpath, 0))
             except MQTTError:
                 del self._subscribers[subpath]
         elif not count and sub is not None:

@@ -174,6 +174,8 @@ def parse_args(argv: list[str]) -> Options:
         opts, rest = getopt.gnu_getopt(argv, "a:b:e:f:m:o:p:s:t:v:wA:B:NO:T:U", ["help"])
     except getopt.GetoptError as e:
         raise UsageError(str(e)) from None
+    if any(flag == "--help" for flag, _ in opts):
+        raise _HelpRequested
     if len(rest) != 1:
         raise UsageError("exactly one URI expected" if rest else "no URI given")
     try:
@@ -239,8 +241,6 @@ def parse_args(argv: list[str]) -> Options:
             result.no_uri_host = True
         elif flag == "-w":
             pass  # stdout always gets a newline after each payload
-        elif flag == "--help":
-            raise _HelpRequested
     if result.no_uri_host:
         result.uri = result.uri._replace(explicit_port=False)
     return result

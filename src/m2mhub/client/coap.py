@@ -223,9 +223,7 @@ class CoapClient:
         endpoint = await self._endpoint(target)
         msg = self._build(method, target, payload, options, content_format, accept)
         async with asyncio.timeout(timeout):
-            return await self._blockwise(
-                endpoint, msg, confirmable, token, block_size, block_start
-            )
+            return await self._blockwise(endpoint, msg, confirmable, token, block_size, block_start)
 
     def observe(
         self,
