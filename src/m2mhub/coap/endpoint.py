@@ -790,7 +790,7 @@ class Endpoint:
         code = response.code
         if code == 0:
             code = response.code = _DEFAULT_CODE.get(request.code, Code.CONTENT)
-        if not 64 <= code < 96:
+        if not 64 <= code < 95:
             if code == Code.REQUEST_ENTITY_TOO_LARGE and ctx.block1 is not None:
                 num, _, szx = o.block_parts(ctx.block1)
                 response.set(o.BLOCK1, o.block_value(num, False, min(szx, self.config.block_szx)))
