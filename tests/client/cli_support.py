@@ -23,9 +23,7 @@ class Result:
         return self.out.splitlines()
 
 
-def run_tool(
-    tool: str, *args: str, stdin: bytes | None = None, timeout: float = 20.0
-) -> Result:
+def run_tool(tool: str, *args: str, stdin: bytes | None = None, timeout: float = 20.0) -> Result:
     """Run ``m2mhub pub|sub`` (tool "pub"/"sub") or a mosquitto client (tool "mosquitto_pub")."""
     mosquitto = tool.startswith("mosquitto")
     argv = [require(tool), *args] if mosquitto else [*M2MHUB, tool, *args]

@@ -49,7 +49,8 @@ def test_connect_bytes_311_with_will_and_credentials() -> None:
     )
     assert conn.data_to_send() == bytes.fromhex(
         "101e00044d51545404ec003c000453756231"  # header, flags 0xEC, keepalive, id
-        "00017700036279650001750001" "70"
+        "00017700036279650001750001"
+        "70"
     )
 
 

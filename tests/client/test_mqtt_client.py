@@ -215,5 +215,3 @@ def test_many_pipelined_qos1_messages_respect_the_window(broker_port: int) -> No
             assert got == [str(n).encode() for n in range(200)]
 
     run(main())
-
-

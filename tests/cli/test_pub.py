@@ -1,0 +1,195 @@
+"""``m2mhub pub`` run as a subprocess, side by side with the real mosquitto_pub."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.client.cli_support import normalise, replace_tool_name, run_tool, start_tool
+from tests.support import free_tcp_port, mosquitto_broker, require
+
+pytestmark = pytest.mark.interop
+
+
+@pytest.fixture(scope="module")
+def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    with mosquitto_broker(tmp_path_factory.mktemp("pub")) as (_, port):
+        yield port
+
+
+def both(*args: str, stdin: bytes | None = None) -> tuple[list[str], list[str]]:
+    """``-d`` output of mosquitto_pub and m2mhub pub with the same arguments, normalised."""
+    theirs = run_tool("mosquitto_pub", *args, stdin=stdin)
+    ours = run_tool("pub", *args, stdin=stdin)
+    assert (ours.code, ours.err) == (theirs.code, theirs.err)
+    return normalise(theirs.lines), normalise(ours.lines)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["-q", "0"],
+        ["-q", "1"],
+        ["-q", "2", "-r"],
+        ["-q", "1", "-V", "5"],
+        ["-q", "2", "-V", "mqttv5"],
+        ["-q", "1", "-V", "31"],
+        ["-q", "1", "-V", "mqttv311"],
+        ["-q", "1", "-i", "pubtest", "-c"],
+        ["-q", "1", "-I", "prefix-"],
+        ["-q", "1", "--repeat", "3"],
+        ["-q", "1", "--will-topic", "pub/will", "--will-payload", "x", "--will-qos", "1"],
+    ],
+)
+def test_debug_output_matches_mosquitto_pub(port: int, extra: list[str]) -> None:
+    theirs, ours = both("-d", "-p", str(port), "-t", "test/message", "-m", "MESSAGE 1", *extra)
+    assert ours == theirs
+    assert ours[0] == "Client <id> sending CONNECT"
+    assert ours[-1] == "Client <id> sending DISCONNECT"
+
+
+def test_debug_output_for_null_file_and_stdin_messages(port: int, tmp_path: Path) -> None:
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(b"\x00\x01file contents")
+    common = ["-d", "-p", str(port), "-t", "pub/modes"]
+    for args, stdin in (
+        (["-n"], None),
+        (["-f", str(payload)], None),
+        (["-s"], b"whole\nstdin\n"),
+        (["-l"], b"one\ntwo\n\nfour"),
+    ):
+        theirs, ours = both(*common, *args, stdin=stdin)
+        assert ours == theirs, args
+
+
+def test_stdin_lines_at_qos1_send_and_ack_every_line(port: int) -> None:
+    # Acks may interleave with sends differently from run to run: compare as sets.
+    args = ["-d", "-p", str(port), "-t", "pub/lines", "-q", "1", "-l"]
+    theirs, ours = both(*args, stdin=b"a\nbb\nccc\n")
+    assert sorted(ours) == sorted(theirs)
+    assert sum("sending PUBLISH" in line for line in ours) == 3
+
+
+def test_messages_arrive_at_mosquitto_sub(port: int, tmp_path: Path) -> None:
+    payload = tmp_path / "p.txt"
+    payload.write_bytes(b"from a file")
+    cases = [
+        (["-m", "plain", "-q", "1"], "plain"),
+        (["-f", str(payload)], "from a file"),
+    ]
+    for n, (args, printed) in enumerate(cases):
+        topic = f"pub/arrive/{n}"
+        assert run_tool("pub", "-p", str(port), "-t", topic, "-r", *args).code == 0
+        result = run_tool("mosquitto_sub", "-p", str(port), "-t", topic, "-v", "-C", "1", "-W", "5")
+        assert result.lines == [f"{topic} {printed}"]
+        run_tool("pub", "-p", str(port), "-t", topic, "-r", "-n")  # clear the retained one
+
+
+def test_retained_message_stays_on_the_broker(port: int) -> None:
+    topic = "pub/retained"
+    assert run_tool("pub", "-p", str(port), "-t", topic, "-m", "kept", "-r", "-q", "1").code == 0
+    for _ in range(2):
+        got = run_tool("mosquitto_sub", "-p", str(port), "-t", topic, "-C", "1", "-F", "%r %p")
+        assert got.lines == ["1 kept"]
+
+
+def test_lines_mode_sends_one_message_per_line(port: int) -> None:
+    topic = "pub/lines/arrive"
+    sub = start_tool("mosquitto_sub", "-d", "-p", str(port), "-t", topic, "-v", "-C", "3")
+    try:
+        sub.wait_for_line("received SUBACK")
+        result = run_tool("pub", "-p", str(port), "-t", topic, "-l", "-q", "1", stdin=b"a\n\nc")
+        assert result.code == 0
+        assert sub.wait() == 0
+    finally:
+        sub.stop()
+    printed = [line for line in sub.lines if not line.startswith(("Client ", "Subscribed"))]
+    assert printed == [f"{topic} a", f"{topic} (null)", f"{topic} c"]
+
+
+@pytest.mark.parametrize("version", ["311", "5", "31"])
+def test_refused_connection_matches_mosquitto_pub(tmp_path: Path, version: str) -> None:
+    with mosquitto_broker(tmp_path, ["allow_anonymous false"]) as (_, port):
+        args = ["-d", "-p", str(port), "-t", "a", "-m", "b", "-V", version]
+        theirs = run_tool("mosquitto_pub", *args)
+        ours = run_tool("pub", *args)
+    assert ours.code == theirs.code == (135 if version == "5" else 5)
+    assert ours.err == theirs.err
+    assert normalise(ours.lines) == normalise(theirs.lines)
+    assert "Connection error: " in ours.err
+
+
+def test_username_and_password_reach_the_broker(tmp_path: Path) -> None:
+    # mosquitto reads the password file after dropping root for its own user, so the file
+    # must not sit under pytest's private (0700) temporary directory.
+    shared = Path(tempfile.mkdtemp(prefix="m2mhub-passwd-"))
+    shared.chmod(0o755)
+    passwd = shared / "passwd"
+    passwd.write_text("")
+    done = run_tool("mosquitto_passwd", "-b", str(passwd), "alice", "secret")
+    assert done.code == 0, done.err
+    with mosquitto_broker(tmp_path, ["allow_anonymous false", f"password_file {passwd}"]) as (
+        _,
+        port,
+    ):
+        ok = run_tool("pub", "-p", str(port), "-t", "a", "-m", "b", "-u", "alice", "-P", "secret")
+        assert (ok.code, ok.err) == (0, "")
+        bad = run_tool("pub", "-p", str(port), "-t", "a", "-m", "b", "-u", "alice", "-P", "nope")
+        theirs = run_tool(
+            "mosquitto_pub", "-p", str(port), "-t", "a", "-m", "b", "-u", "alice", "-P", "nope"
+        )
+        assert (bad.code, bad.err) == (theirs.code, theirs.err)
+        assert bad.code == 5
+    shutil.rmtree(shared)
+
+
+def test_unreachable_broker() -> None:
+    port = str(free_tcp_port())
+    theirs = run_tool("mosquitto_pub", "-p", port, "-t", "a", "-m", "b")
+    ours = run_tool("pub", "-p", port, "-t", "a", "-m", "b")
+    assert (ours.code, ours.err) == (theirs.code, theirs.err) == (1, "Error: Connection refused\n")
+    quiet = run_tool("pub", "--quiet", "-p", port, "-t", "a", "-m", "b")
+    assert (quiet.code, quiet.err) == (1, "")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-t", "a", "-m", "x", "-q", "3"],
+        ["-t", "a/#", "-m", "x"],
+        ["-t", "a", "-m", "x", "-n"],
+        ["-t", "a", "-m", "x", "-c"],
+        ["-t", "a", "-m", "x", "-i", "x", "-I", "y"],
+        ["-t", "a", "-m", "x", "-k", "4"],
+        ["-t", "a", "-m", "x", "-V", "4"],
+        ["-t", "a", "-m", "x", "-p", "70000"],
+        ["-t", "a", "-m", "x", "-q"],
+        ["-t", "a", "-m", "x", "--will-payload", "p"],
+        ["-t", "a", "-m", "x", "--will-retain"],
+        ["-t", "a", "-m", "x", "--will-topic", "w/+"],
+        ["-t", "a", "-m", "x", "--repeat", "0"],
+        ["-t", "a", "-m", "x", "-M", "0"],
+        ["-t", "a", "-m", "x", "-z"],
+        ["-t", "a", "-f", "/nonexistent/file"],
+        ["-m", "x"],
+    ],
+)
+def test_usage_errors_match_mosquitto_pub(args: list[str]) -> None:
+    theirs = run_tool("mosquitto_pub", *args)
+    ours = run_tool("pub", *args)
+    assert ours.code == theirs.code == 1
+    assert ours.err.splitlines()[0] == replace_tool_name(theirs.err).splitlines()[0]
+
+
+def test_help_and_unsupported_options() -> None:
+    help_text = run_tool("pub", "--help")
+    assert help_text.code == 0 and "-t : mqtt topic to publish to." in help_text.out
+    tls = run_tool("pub", "-t", "a", "-m", "b", "--cafile", "x")
+    assert tls.code == 1 and "not supported yet" in tls.err
+    props = run_tool("pub", "-t", "a", "-m", "b", "-D", "publish", "user-property", "a", "b")
+    assert props.code == 1 and "not supported yet" in props.err
+    require("mosquitto_pub")
