@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from m2mhub.auth import hash_password
 from tests.support import (
     M2MHUB,
     Proc,
@@ -359,3 +360,31 @@ def test_coap_port_in_use_exits_1_and_frees_the_mqtt_port() -> None:
         in result.stderr
     )
     assert listening_addresses(port) == set()
+
+
+@pytest.mark.interop
+def test_sighup_reloads_the_password_file(tmp_path: Path) -> None:
+    pub = require("mosquitto_pub")
+    passwords = tmp_path / "passwd"
+    passwords.write_text(f"alice:{hash_password('secret')}\n")
+    port = free_tcp_port()
+    conf = write_conf(tmp_path, f"listener {port} 127.0.0.1", f"password_file {passwords}")
+
+    def publish_as_bob() -> int:
+        return subprocess.run(
+            [pub, "-p", str(port), "-t", "t", "-m", "m", "-u", "bob", "-P", "pw"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).returncode
+
+    with serve("-c", str(conf), "--no-coap") as proc:
+        proc.wait_for_line(f"{VERSION_LINE} running")
+        assert publish_as_bob() == 5
+        with passwords.open("a") as handle:
+            handle.write(f"bob:{hash_password('pw', 'sha512')}\n")
+        mark = len(proc.lines)
+        proc.popen.send_signal(signal.SIGHUP)
+        proc.wait_for_line("Reloading config.", start=mark)
+        assert publish_as_bob() == 0
+        assert terminate(proc) == 0

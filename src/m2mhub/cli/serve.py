@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from m2mhub import __version__
+from m2mhub.auth import PasswordFile, PasswordFileAuthenticator, PasswordFileError
 from m2mhub.config import Config, ConfigError, load_config
 from m2mhub.hub.settings import BrokerSettings
 
@@ -225,6 +226,7 @@ class _Hub:
         self.log = BrokerLog.from_settings(self.settings, verbose=options.verbose)
         self.stop = asyncio.Event()
         self.pid_written = False
+        self.authenticator: PasswordFileAuthenticator | None = None
 
     def notice(self, text: str) -> None:
         if self.log.notice:
@@ -241,19 +243,33 @@ class _Hub:
         if not self.log.error or "stderr" not in self.settings.log_dest:
             print(line, file=sys.stderr, flush=True)
 
-    def _authenticator(self) -> Any:
+    def _authenticator(self) -> PasswordFileAuthenticator | None:
         path = self.settings.password_file
         if path is None:
             return None
-        from m2mhub.auth import PasswordFile, PasswordFileAuthenticator, PasswordFileError
-
         try:
             passwords = PasswordFile.load(path)
         except PasswordFileError as exc:
             raise _StartError(str(exc)) from None
         for problem in passwords.problems:
             self.error(problem)
-        return PasswordFileAuthenticator(passwords)
+        self.authenticator = PasswordFileAuthenticator(passwords)
+        return self.authenticator
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the password file, as mosquitto does; other settings stay."""
+        self.notice("Reloading config.")
+        path = self.settings.password_file
+        if self.authenticator is None or path is None:
+            return
+        try:
+            passwords = PasswordFile.load(path)
+        except PasswordFileError as exc:
+            self.error(f"{exc} Keeping the previous users.")
+            return
+        for problem in passwords.problems:
+            self.error(problem)
+        self.authenticator.passwords = passwords
 
     def _write_pid_file(self) -> None:
         path = self.settings.pid_file
@@ -310,6 +326,7 @@ class _Hub:
             face = await self._start_coap(broker)
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, self.stop.set)
+            loop.add_signal_handler(signal.SIGHUP, self.reload)
             self.notice(f"m2mhub version {__version__} running")
             await self.stop.wait()
             self.notice(f"m2mhub version {__version__} terminating")
@@ -318,7 +335,7 @@ class _Hub:
             self.error(str(exc))
             return EXIT_START_FAILED
         finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
             if face is not None:
                 face.close()
