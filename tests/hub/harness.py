@@ -34,6 +34,13 @@ class FakeSink:
         self.data = bytearray()
         self.closed = False
         self.writes = 0
+        self.reading = True
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
 
     def write(self, data: Any) -> None:
         assert not self.closed, "write after close"

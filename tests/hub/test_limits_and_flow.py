@@ -67,3 +67,63 @@ def test_fan_out_shares_one_encoding_per_variant() -> None:
     for s in subs:
         (msg,) = s.publishes()
         assert msg.payload == b"same" and msg.qos == 1
+
+
+def _backlogged(hub: Hub):  # type: ignore[no-untyped-def]
+    sub = hub.connected("sub")
+    sub.subscribe(("t", 1))
+    pub = hub.connected("pub")
+    for i in range(8):
+        pub.publish_complete("t", b"%d" % i, 1, packet_id=i + 1)
+    return sub, pub
+
+
+def test_publisher_held_back_while_receiver_window_backlog_grows() -> None:
+    hub = Hub(max_inflight_messages=2)
+    sub, pub = _backlogged(hub)
+    assert not pub.sink.reading  # 6 queued > window of 2: stop reading the publisher
+    got: list[bytes] = []
+    while len(got) < 8:
+        batch = sub.publishes()
+        assert batch
+        got += [p.payload for p in batch]
+        for p in batch:
+            sub.send(Puback(p.packet_id or 0))
+    assert got == [b"%d" % i for i in range(8)]
+    assert pub.sink.reading
+    assert hub.broker.stats.publish_dropped == 0
+
+
+def test_receiver_that_never_acks_holds_publishers_only_briefly() -> None:
+    hub = Hub(max_inflight_messages=2)
+    _sub, pub = _backlogged(hub)
+    assert not pub.sink.reading
+    hub.advance(1.0)
+    assert pub.sink.reading
+    assert hub.broker.sessions["sub"].slow
+    pub.publish_complete("t", b"more", 1, packet_id=20)
+    assert pub.sink.reading  # a slow receiver no longer holds anyone back
+
+
+def test_receiver_leaving_releases_publishers() -> None:
+    hub = Hub(max_inflight_messages=2)
+    sub, pub = _backlogged(hub)
+    sub.drop()
+    assert pub.sink.reading
+
+
+def test_large_turn_output_waits_in_queue_then_follows() -> None:
+    hub = Hub(max_queued_messages=0)
+    sub = hub.connected("sub")
+    sub.subscribe(("t", 0))
+    pub = hub.connected("pub")
+    from m2mhub.mqtt.codec import encode
+    from m2mhub.mqtt.packets import Publish
+
+    payload = b"x" * 1000
+    burst = b"".join(encode(Publish("t", payload), 4) for _ in range(600))  # ~600 KB
+    hub.broker.data_received(pub.conn, burst, hub.now)
+    assert len(sub.conn.out) < 300_000  # capped per turn
+    for _ in range(5):
+        hub.broker.flush()
+    assert len(sub.publishes()) == 600

@@ -71,6 +71,14 @@ TOPIC_ALIAS_MAXIMUM = 10
 # mosquitto's numbering of protocol versions in its "New client connected" line.
 _MOSQ_PROTOCOL = {3: 1, 4: 2, 5: 5}
 
+# A connection whose pending output reaches this many bytes within one loop turn is treated
+# like a paused transport: further PUBLISHes wait in its session queue.
+OUT_HIGH_WATER = 256 * 1024
+
+# Longest time one receiver's in-flight backlog may hold back the publishers feeding it; a
+# receiver that exceeds it is "slow" and its queue then overflows (oldest dropped) instead.
+THROTTLE_LIMIT = 1.0
+
 # Seconds a connection may stay silent before sending CONNECT.
 CONNECT_TIMEOUT = 30.0
 
@@ -133,6 +141,9 @@ class Broker:
         self.retained_store = RetainedStore()
         self.stats = Stats(now)
         self._dirty: list[Connection] = []
+        self._now = now
+        # Sessions whose in-flight backlog currently holds back publishers (value: since when).
+        self._throttling: dict[Session, float] = {}
         self._wakeup_pending = False
         self._timers: list[tuple[float, int, Connection]] = []
         self._seq = itertools.count()
@@ -181,6 +192,7 @@ class Broker:
         if conn.state == CLOSED:
             return
         conn.last_seen = now
+        self._now = now
         stats = self.stats
         stats.bytes_received += len(data)
         reader = conn.reader
@@ -245,6 +257,7 @@ class Broker:
             return
         self._dirty = []
         stats = self.stats
+        backlog: list[Session] = []
         for conn in dirty:
             conn.dirty = False
             if conn.state == CLOSED or not conn.out:
@@ -253,10 +266,21 @@ class Broker:
             conn.out = bytearray()
             stats.bytes_sent += len(data)
             conn.sink.write(data)
+            session = conn.session
+            if session is not None and session.queue and not conn.paused:
+                backlog.append(session)
+        # Messages held back only because a turn's output was already large go out now
+        # (they are written at the next flush, which _drain asks for).
+        for session in backlog:
+            self._drain(session)
 
     def next_deadline(self) -> float | None:
         """When ``tick`` should next be called (None: nothing scheduled)."""
         best: float | None = self._timers[0][0] if self._timers else None
+        if self._throttling:
+            soonest = min(self._throttling.values()) + THROTTLE_LIMIT
+            if best is None or soonest < best:
+                best = soonest
         for t in (self._next_sys, self._next_expiry_check):
             if t is not None and (best is None or t < best):
                 best = t
@@ -281,6 +305,12 @@ class Broker:
             if self.log.notice and self.settings.connection_messages:
                 self.log.write(f"Client {conn.name} has exceeded timeout, disconnecting.")
             self._close(conn, now, publish_will=True)
+        self._now = now
+        if self._throttling:
+            for target, since in list(self._throttling.items()):
+                if now - since >= THROTTLE_LIMIT:
+                    target.slow = True  # until its queue drains, it no longer holds anyone
+                    self._release(target)
         if self._next_sys is not None and now >= self._next_sys:
             self._publish_sys(now)
             self._next_sys = now + self.settings.sys_interval
@@ -385,6 +415,8 @@ class Broker:
         if session is not None and session.connection is conn:
             session.connection = None
             session.disconnected_at = now
+            if session in self._throttling:
+                self._release(session)
             if not session.persistent:
                 self._drop_session(session)
         if will is not None and publish_will:
@@ -717,7 +749,7 @@ class Broker:
             conn = target.connection
             r = retain if options.retain_as_published else False
             if q == 0:
-                if conn is None or conn.paused:
+                if conn is None or conn.paused or len(conn.out) >= OUT_HIGH_WATER:
                     # A paused (slow) client queues QoS 0 too, bounded like QoS 1/2;
                     # an offline one only with queue_qos0_messages.
                     if conn is not None or self.settings.queue_qos0_messages:
@@ -757,8 +789,17 @@ class Broker:
                 or conn.paused
                 or target.queue
                 or len(target.inflight) >= target.inflight_max
+                or len(conn.out) >= OUT_HIGH_WATER
             ):
                 self._enqueue(target, item)
+                if (
+                    conn is not None
+                    and origin is not None
+                    and len(target.queue) > target.inflight_max
+                    and not target.slow
+                    and not conn.paused
+                ):
+                    self._throttle(origin, target)
                 continue
             mid = target.allocate_mid()
             target.inflight[mid] = item
@@ -831,7 +872,7 @@ class Broker:
         """Send now if the window allows, else queue (QoS 0 offline is dropped unless queued)."""
         conn = session.connection
         if item.qos == 0:
-            if conn is not None and not conn.paused:
+            if conn is not None and not conn.paused and len(conn.out) < OUT_HIGH_WATER:
                 self._send_publish(session, conn, item, 0, False)
             elif conn is not None or self.settings.queue_qos0_messages:
                 self._enqueue(session, item)
@@ -843,6 +884,7 @@ class Broker:
             or conn.paused
             or session.queue
             or len(session.inflight) >= session.inflight_max
+            or len(conn.out) >= OUT_HIGH_WATER
         ):
             self._enqueue(session, item)
             return
@@ -857,7 +899,8 @@ class Broker:
             return
         queue = session.queue
         inflight = session.inflight
-        while queue and not conn.paused:
+        out = conn.out
+        while queue and not conn.paused and len(out) < OUT_HIGH_WATER:
             item = queue[0]
             if item.qos == 0:
                 queue.popleft()
@@ -871,6 +914,44 @@ class Broker:
             self._send_publish(session, conn, item, mid, False)
         if not queue:
             session.dropped = 0
+            session.slow = False
+        if session in self._throttling and len(queue) <= session.inflight_max:
+            self._release(session)
+
+    # ------------------------------------------------------------------ publisher throttling
+
+    def _throttle(self, origin: Session, target: Session) -> None:
+        """Stop reading from ``origin`` until ``target`` works off its in-flight backlog.
+
+        This keeps QoS 1/2 lossless when publishers outpace a receiver's in-flight window
+        (mosquitto gets the same balance by reading one packet per socket per loop turn).
+        """
+        conn = origin.connection
+        if conn is None or conn is target.connection:
+            return
+        holders = self._throttling
+        if target not in holders:
+            holders[target] = self._now
+        if target.throttled is None:
+            target.throttled = []
+        elif conn in target.throttled:
+            return
+        target.throttled.append(conn)
+        conn.throttles += 1
+        if conn.throttles == 1:
+            _call(conn.sink, "pause_reading")
+
+    def _release(self, target: Session) -> None:
+        """``target`` caught up (or gave up): let the publishers it held back read again."""
+        self._throttling.pop(target, None)
+        held = target.throttled
+        target.throttled = None
+        if not held:
+            return
+        for conn in held:
+            conn.throttles -= 1
+            if conn.throttles == 0 and conn.state != CLOSED:
+                _call(conn.sink, "resume_reading")
 
     def _resend(self, session: Session, conn: Connection) -> None:
         """On reconnect: resend unacknowledged PUBLISHes with DUP, and pending PUBRELs."""
@@ -1031,6 +1112,14 @@ class Broker:
             stored_bytes=self.retained_store.bytes,
         ):
             self._route(topic, text.encode(), 0, True, {}, None)
+
+
+def _call(sink: Sink, method: str) -> None:
+    """Call an optional flow-control method of a sink (transports have them; tests may not)."""
+    fn = getattr(sink, method, None)
+    if fn is not None:
+        with contextlib.suppress(Exception):
+            fn()
 
 
 def _auto_client_id() -> str:

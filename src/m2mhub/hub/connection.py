@@ -26,6 +26,10 @@ class Sink(Protocol):
     def get_write_buffer_size(self) -> int: ...
 
 
+# Sinks may also offer ``pause_reading()`` / ``resume_reading()`` (asyncio transports do): the
+# broker uses them to hold back publishers that outpace a receiver's in-flight window.
+
+
 class Connection:
     """Broker-side state of one connection; created by ``Broker.connection_made``."""
 
@@ -46,6 +50,7 @@ class Connection:
         "session",
         "sink",
         "state",
+        "throttles",
         "username",
         "will",
     )
@@ -68,6 +73,7 @@ class Connection:
         self.session: Session | None = None
         self.username: str | None = None
         self.will: Will | None = None
+        self.throttles = 0  # sessions currently holding back reading from this connection
         self.aliases: dict[int, str] | None = None  # MQTT 5 inbound topic aliases
 
     @property

@@ -43,7 +43,9 @@ class Session:
         "persistent",
         "protocol_level",
         "queue",
+        "slow",
         "subscriptions",
+        "throttled",
     )
 
     def __init__(self, client_id: str, persistent: bool, protocol_level: int) -> None:
@@ -62,6 +64,9 @@ class Session:
         self.next_mid = 0
         self.dropped = 0
         self.disconnected_at: float | None = None
+        # Publisher connections held back until this session's backlog shrinks.
+        self.throttled: list[Connection] | None = None
+        self.slow = False  # held publishers too long; until its queue empties it drops instead
 
     def allocate_mid(self) -> int:
         """Next free packet id for an outgoing message (1..65535, skipping ids in flight)."""

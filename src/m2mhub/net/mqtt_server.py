@@ -24,6 +24,10 @@ DEFAULT_PORT = 1883
 # Transport buffer marks: above HIGH the broker stops writing PUBLISHes to the client.
 WRITE_HIGH_WATER = 256 * 1024
 WRITE_LOW_WATER = 64 * 1024
+# After a read this large, the connection sits out one loop turn so that other sockets (and
+# the acknowledgements that free receivers' in-flight windows) get their turn: loops like
+# uvloop otherwise keep reading a fast publisher many times within one iteration.
+FAIR_READ = 16 * 1024
 
 
 def listeners_from_settings(settings: BrokerSettings) -> list[tuple[str | None, int]]:
@@ -41,13 +45,14 @@ def listeners_from_settings(settings: BrokerSettings) -> list[tuple[str | None, 
 class _MqttProtocol(asyncio.Protocol):
     """One TCP connection: bytes in to the broker, flow control events to the broker."""
 
-    __slots__ = ("_conn", "_listener_port", "_loop", "_server")
+    __slots__ = ("_conn", "_listener_port", "_loop", "_server", "_transport")
 
     def __init__(self, server: MqttServer, listener_port: int) -> None:
         self._server = server
         self._loop = server.loop
         self._listener_port = listener_port
         self._conn: Connection | None = None
+        self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's TCPTransport is not an asyncio.Transport subclass but has the same API.
@@ -57,6 +62,7 @@ class _MqttProtocol(asyncio.Protocol):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
+        self._transport = transport
         peer = transport.get_extra_info("peername")
         peer_text = f"{peer[0]}:{peer[1]}" if peer else "unknown"
         self._conn = self._server.broker.connection_made(
@@ -68,6 +74,15 @@ class _MqttProtocol(asyncio.Protocol):
         conn = self._conn
         if conn is not None:
             self._server.broker.data_received(conn, data, self._loop.time())
+            if len(data) >= FAIR_READ and conn.throttles == 0 and self._transport is not None:
+                self._transport.pause_reading()
+                self._server.sit_out(self)
+
+    def resume_after_turn(self) -> None:
+        conn = self._conn
+        transport = self._transport
+        if conn is not None and conn.throttles == 0 and transport is not None:
+            transport.resume_reading()
 
     def eof_received(self) -> bool:
         return False  # close the transport; connection_lost reports it
@@ -77,6 +92,7 @@ class _MqttProtocol(asyncio.Protocol):
         if conn is not None:
             self._server.broker.connection_lost(conn, self._loop.time())
             self._conn = None
+            self._transport = None
             self._server.after_input()
 
     def pause_writing(self) -> None:
@@ -98,6 +114,7 @@ class MqttServer:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._closed = False
+        self._sitting_out: list[_MqttProtocol] = []
 
     async def start(self, broker: Broker, listeners: list[tuple[str | None, int]]) -> None:
         """Listen on every ``(host, port)``; host None means all interfaces.
@@ -153,6 +170,18 @@ class MqttServer:
             self._timer = None
 
     # ------------------------------------------------------------------ plumbing
+
+    def sit_out(self, protocol: _MqttProtocol) -> None:
+        """Resume ``protocol``'s reading on the next loop turn."""
+        if not self._sitting_out:
+            self.loop.call_soon(self._resume_sitting_out)
+        self._sitting_out.append(protocol)
+
+    def _resume_sitting_out(self) -> None:
+        waiting = self._sitting_out
+        self._sitting_out = []
+        for protocol in waiting:
+            protocol.resume_after_turn()
 
     def _schedule_flush(self) -> None:
         self.loop.call_soon(self._flush)
