@@ -1,0 +1,250 @@
+"""``m2mhub sub`` run as a subprocess, side by side with the real mosquitto_sub."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.client.cli_support import normalise, replace_tool_name, run_tool, start_tool
+from tests.support import Proc, free_tcp_port, mosquitto_broker
+
+pytestmark = pytest.mark.interop
+
+
+@pytest.fixture(scope="module")
+def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    with mosquitto_broker(tmp_path_factory.mktemp("sub")) as (_, port):
+        yield port
+
+
+def pub(port: int, topic: str, *args: str) -> None:
+    done = run_tool("mosquitto_pub", "-p", str(port), "-t", topic, *args)
+    assert done.code == 0, done.err
+
+
+def start_sub(port: int, *args: str) -> Proc:
+    """``m2mhub sub -d ...``, returned once its SUBACK has arrived."""
+    proc = start_tool("sub", "-d", "-p", str(port), *args)
+    try:
+        proc.wait_for_line("Subscribed (mid:")
+    except BaseException:
+        proc.stop()
+        raise
+    return proc
+
+
+def printed(proc: Proc) -> list[str]:
+    """What the subscriber printed apart from its debug lines."""
+    return [line for line in proc.lines if not line.startswith(("Client ", "Subscribed "))]
+
+
+def both(*args: str) -> tuple[list[str], list[str]]:
+    """Normalised output of mosquitto_sub and m2mhub sub; exit codes and stderr must agree."""
+    theirs = run_tool("mosquitto_sub", *args)
+    ours = run_tool("sub", *args)
+    assert (ours.code, ours.err) == (theirs.code, theirs.err)
+    return normalise(theirs.lines), normalise(ours.lines)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["-q", "0", "-v"],
+        ["-q", "1", "-v"],
+        ["-q", "2"],
+        ["-q", "1", "-V", "5", "-v"],
+        ["-q", "1", "-V", "31"],
+        ["-q", "2", "-N"],
+        ["-q", "1", "-F", "%t|%q|%r|%l|%p|%x"],
+        ["-q", "1", "-t", "sub/debug/other", "-t", "sub/+/never", "-v"],
+    ],
+)
+def test_debug_output_for_retained_message_matches_mosquitto_sub(
+    port: int, extra: list[str]
+) -> None:
+    pub(port, "sub/debug/retained", "-m", "kept message", "-r", "-q", "1")
+    theirs, ours = both("-d", "-p", str(port), "-t", "sub/debug/#", "-C", "1", *extra)
+    assert ours == theirs
+    assert "Client <id> received PUBLISH (d0, q" in "\n".join(ours)
+    assert ours[-1].endswith("sending DISCONNECT")  # with -N the payload shares its line
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["-W", "1"], ["-E"], ["-E", "-U", "sub/x", "-U", "sub/y"], ["-E", "-V", "5", "-q", "2"]],
+)
+def test_timeout_and_exit_after_subscribe_match_mosquitto_sub(port: int, extra: list[str]) -> None:
+    theirs, ours = both("-d", "-p", str(port), "-t", "sub/quiet/none", *extra)
+    assert ours == theirs
+
+
+def test_timeout_exit_code_and_message(port: int) -> None:
+    result = run_tool("sub", "-p", str(port), "-t", "sub/quiet/timeout", "-W", "1")
+    assert (result.code, result.err, result.out) == (27, "Timed out\n", "")
+
+
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_receives_live_messages_at_each_qos(port: int, qos: int) -> None:
+    topic = f"sub/live/{qos}"
+    sub = start_sub(port, "-t", topic, "-q", "2", "-v", "-C", "2")
+    try:
+        pub(port, topic, "-m", "first", "-q", str(qos))
+        pub(port, topic, "-n", "-q", str(qos))
+        assert sub.wait() == 0
+    finally:
+        sub.stop()
+    assert printed(sub) == [f"{topic} first", f"{topic} (null)"]
+    assert f"received PUBLISH (d0, q{qos}, r0, m{1 if qos else 0}, '{topic}'" in sub.output()
+
+
+def test_persistent_session_receives_queued_messages(port: int) -> None:
+    topic = "sub/persistent"
+    ident = ["-i", "persist-sub", "-c", "-q", "1"]
+    first = run_tool("sub", "-p", str(port), "-t", topic, *ident, "-E")
+    assert first.code == 0, first.err
+    pub(port, topic, "-m", "while away 1", "-q", "1")
+    pub(port, topic, "-m", "while away 2", "-q", "2")
+    pub(port, topic, "-m", "qos0 is not queued", "-q", "0")
+    again = run_tool("sub", "-p", str(port), "-t", topic, *ident, "-C", "2", "-W", "5")
+    assert (again.code, again.lines) == (0, ["while away 1", "while away 2"])
+    # Without -c the session is clean: nothing was kept.
+    run_tool("sub", "-p", str(port), "-t", topic, "-i", "persist-sub", "-E")
+
+
+def test_no_retained_and_filter_out(port: int) -> None:
+    pub(port, "sub/filter/old", "-m", "stale", "-r")
+    sub = start_sub(port, "-t", "sub/filter/#", "-v", "-R", "-T", "sub/filter/skip/#", "-C", "1")
+    try:
+        pub(port, "sub/filter/skip/this", "-m", "filtered")
+        pub(port, "sub/filter/new", "-m", "fresh")
+        assert sub.wait() == 0
+    finally:
+        sub.stop()
+    assert printed(sub) == ["sub/filter/new fresh"]
+    pub(port, "sub/filter/old", "-n", "-r")
+
+
+@pytest.mark.parametrize("tool", ["mosquitto_sub", "sub"])
+def test_remove_retained(port: int, tool: str) -> None:
+    topic = f"sub/clean/{tool}"
+    pub(port, topic, "-m", "A", "-r")
+    result = run_tool(tool, "-p", str(port), "-t", topic, "-v", "--remove-retained", "-W", "1")
+    # The clearing publish comes back too, as mosquitto_sub shows it.
+    assert (result.code, result.lines) == (27, [f"{topic} A", f"{topic} (null)"])
+    after = run_tool("sub", "-p", str(port), "-t", topic, "-W", "1")
+    assert (after.code, after.out) == (27, "")
+
+
+def test_retained_only_stops_at_the_first_live_message(port: int) -> None:
+    pub(port, "sub/only/old", "-m", "stale", "-r")
+    sub = start_sub(port, "-t", "sub/only/#", "-v", "--retained-only")
+    try:
+        pub(port, "sub/only/new", "-m", "fresh")
+        assert sub.wait() == 0
+    finally:
+        sub.stop()
+    assert printed(sub) == ["sub/only/old stale"]
+    pub(port, "sub/only/old", "-n", "-r")
+
+
+def test_unsubscribe_option(port: int) -> None:
+    topic = "sub/unsub/persist"
+    ident = ["-i", "unsub-sub", "-c", "-q", "1"]
+    assert run_tool("sub", "-p", str(port), "-t", topic, *ident, "-E").code == 0
+    # Reconnect to the session, subscribe to something else and unsubscribe the old filter.
+    result = run_tool("sub", "-p", str(port), "-t", "sub/unsub/other", *ident, "-U", topic, "-E")
+    assert result.code == 0
+    pub(port, topic, "-m", "nobody wants this", "-q", "1")
+    later = run_tool("sub", "-p", str(port), "-t", "sub/unsub/other", *ident, "-W", "1")
+    assert (later.code, later.out) == (27, "")
+
+
+def test_will_is_published_when_sub_dies(port: int) -> None:
+    watcher = start_tool("mosquitto_sub", "-d", "-p", str(port), "-t", "sub/will/#", "-v")
+    try:
+        watcher.wait_for_line("received SUBACK")
+        dying = start_sub(
+            port,
+            "-t",
+            "sub/will/ignored",
+            "--will-topic",
+            "sub/will/dead",
+            "--will-payload",
+            "client died",
+            "--will-qos",
+            "1",
+        )
+        dying.popen.send_signal(signal.SIGKILL)
+        dying.wait()
+        watcher.wait_for_line("sub/will/dead client died")
+    finally:
+        watcher.stop()
+
+
+def test_no_will_after_a_clean_exit(port: int) -> None:
+    watcher = start_tool("mosquitto_sub", "-d", "-p", str(port), "-t", "sub/polite/#", "-v")
+    try:
+        watcher.wait_for_line("received SUBACK")
+        result = run_tool(
+            "sub",
+            "-p",
+            str(port),
+            "-t",
+            "sub/polite/x",
+            "-E",
+            "--will-topic",
+            "sub/polite/will",
+            "--will-payload",
+            "should not appear",
+        )
+        assert result.code == 0
+        pub(port, "sub/polite/marker", "-m", "end")
+        watcher.wait_for_line("sub/polite/marker end")
+        assert "should not appear" not in watcher.output()
+    finally:
+        watcher.stop()
+
+
+@pytest.mark.parametrize("version", ["311", "5"])
+def test_refused_connection_matches_mosquitto_sub(tmp_path: Path, version: str) -> None:
+    with mosquitto_broker(tmp_path, ["allow_anonymous false"]) as (_, port):
+        args = ["-d", "-p", str(port), "-t", "a", "-V", version]
+        theirs = run_tool("mosquitto_sub", *args)
+        ours = run_tool("sub", *args)
+    assert ours.code == theirs.code == (135 if version == "5" else 5)
+    assert ours.err == theirs.err
+    assert normalise(ours.lines) == normalise(theirs.lines)
+
+
+def test_unreachable_broker() -> None:
+    port = str(free_tcp_port())
+    theirs = run_tool("mosquitto_sub", "-p", port, "-t", "a")
+    ours = run_tool("sub", "-p", port, "-t", "a")
+    assert (ours.code, ours.err) == (theirs.code, theirs.err) == (1, "Error: Connection refused\n")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["-t", "a", "-C", "0"],
+        ["-t", "a", "-W", "0"],
+        ["-t", "a/#/b"],
+        ["-t", "a", "-U", "a/#/b"],
+        ["-t", "a", "-T"],
+        ["-t", "a", "-F"],
+        ["-t", "a", "-q", "3"],
+        ["-t", "a", "-R", "--retained-only"],
+        ["-t", "a", "-c"],
+        ["-t", "a", "--bogus"],
+    ],
+)
+def test_usage_errors_match_mosquitto_sub(args: list[str]) -> None:
+    theirs = run_tool("mosquitto_sub", *args)
+    ours = run_tool("sub", *args)
+    assert ours.code == theirs.code == 1
+    ours_first = ours.err.strip().splitlines()[0]
+    assert ours_first == replace_tool_name(theirs.err).strip().splitlines()[0]
