@@ -81,7 +81,9 @@ def test_packet_before_connect_closes() -> None:
     c.send(Pingreq())
     assert c.closed
     assert c.sink.data == b""
-    assert hub.lines[-1].startswith("Client <unknown> disconnected due to protocol error")
+    assert hub.lines[-1].startswith(
+        f"Client <unknown> ({c.conn.peer}) disconnected due to protocol error"
+    )
 
 
 def test_second_connect_closes() -> None:
@@ -99,7 +101,7 @@ def test_anonymous_refused_when_not_allowed() -> None:
     assert c.closed
     assert hub.lines[-2:] == [
         "Sending CONNACK to 127.0.0.1 (0, 5)",
-        "Client <unknown> disconnected, not authorised.",
+        f"Client <unknown> ({c.conn.peer}) disconnected, not authorised.",
     ]
     c5 = hub.client("anon5", level=5)
     ack = c5.connect()

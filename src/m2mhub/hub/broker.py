@@ -176,7 +176,7 @@ class Broker:
         if limit >= 0 and len(self.connections) >= limit:
             if self.log.notice and self.settings.connection_messages:
                 self.log.write(
-                    f"Client connection from {conn.host} denied: max_connections exceeded."
+                    f"Client connection from {peer} denied: max_connections exceeded."
                 )
             conn.state = CLOSED
             sink.close()
@@ -507,7 +507,7 @@ class Broker:
             if level == MQTT_3_1 or (not v5 and not packet.clean_start):
                 if log.notice:
                     log.write(
-                        "Client <unknown> disconnected due to protocol error "
+                        f"Client {conn.name} disconnected due to protocol error "
                         "(empty client id without clean session)."
                     )
                 self._refuse(conn, packet, 0x85 if v5 else 0x02, conn.host, now)
@@ -524,7 +524,7 @@ class Broker:
         if not allowed:
             self._refuse(conn, packet, 0x87 if v5 else 0x05, conn.host, now)
             if log.notice:
-                log.write("Client <unknown> disconnected, not authorised.")
+                log.write(f"Client {conn.name} disconnected, not authorised.")
             return
 
         will = packet.will
@@ -644,12 +644,12 @@ class Broker:
                     f"q{qos}, r{int(packet.retain)}, m{mid}, '{topic}', ... "
                     f"({len(payload)} bytes))"
                 )
-            # mosquitto answers 0x95, which MQTT 5 does not allow in PUBACK/PUBREC (strict
-            # clients, ours included, reject it); 0x83 "implementation specific error" does.
+            # 0x95 (packet too large) as mosquitto 2.0.11 answers, although MQTT 5 does not
+            # list it for PUBACK/PUBREC; clients built on mosquitto's library accept it.
             if qos == 1:
-                self._send_ack(conn, Puback, mid, 0x83)
+                self._send_ack(conn, Puback, mid, 0x95)
             elif qos == 2:
-                self._send_ack(conn, Pubrec, mid, 0x83)
+                self._send_ack(conn, Pubrec, mid, 0x95)
             return
         if qos == 0:
             self._route(topic, payload, 0, packet.retain, properties, conn.session)

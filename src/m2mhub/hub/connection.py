@@ -78,8 +78,8 @@ class Connection:
 
     @property
     def name(self) -> str:
-        """The client id, or mosquitto's ``<unknown>`` before CONNECT."""
-        return self.client_id if self.client_id is not None else "<unknown>"
+        """The client id; before CONNECT mosquitto's ``<unknown>`` plus the peer address."""
+        return self.client_id if self.client_id is not None else f"<unknown> ({self.peer})"
 
     def __repr__(self) -> str:
         return f"Connection({self.peer}, {self.client_id!r})"
