@@ -184,23 +184,24 @@ def test_will_is_published_when_sub_dies(port: int) -> None:
         watcher.stop()
 
 
-def test_no_will_after_a_clean_exit(port: int) -> None:
+@pytest.mark.parametrize("how", ["-E", "SIGINT", "SIGTERM"])
+def test_no_will_after_a_clean_exit(port: int, how: str) -> None:
+    """-E, Ctrl-C and kill all end with DISCONNECT (exit 0), so the broker drops the will."""
     watcher = start_tool("mosquitto_sub", "-d", "-p", str(port), "-t", "sub/polite/#", "-v")
+    will = ["--will-topic", "sub/polite/will", "--will-payload", "should not appear"]
     try:
         watcher.wait_for_line("received SUBACK")
-        result = run_tool(
-            "sub",
-            "-p",
-            str(port),
-            "-t",
-            "sub/polite/x",
-            "-E",
-            "--will-topic",
-            "sub/polite/will",
-            "--will-payload",
-            "should not appear",
-        )
-        assert result.code == 0
+        if how == "-E":
+            result = run_tool("sub", "-p", str(port), "-t", "sub/polite/x", "-E", *will)
+            assert result.code == 0
+        else:
+            sub = start_sub(port, "-t", "sub/polite/x", *will)
+            try:
+                sub.popen.send_signal(getattr(signal, how))
+                assert sub.wait() == 0
+            finally:
+                sub.stop()
+            assert sub.lines[-1].endswith("sending DISCONNECT")
         pub(port, "sub/polite/marker", "-m", "end")
         watcher.wait_for_line("sub/polite/marker end")
         assert "should not appear" not in watcher.output()

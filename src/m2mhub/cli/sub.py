@@ -211,8 +211,10 @@ class Subscriber:
         loop = asyncio.get_running_loop()
         if opts.timeout:
             loop.call_later(opts.timeout, self.on_timeout)
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGTERM, self.stop)
+        # Ctrl-C and kill end it politely, with DISCONNECT (so no will), as mosquitto_sub.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, self.stop)
         client = self.session.client
         first = True
         while not self.done:
@@ -226,6 +228,9 @@ class Subscriber:
                 await asyncio.sleep(RECONNECT_DELAY)  # broker not back yet: keep trying
                 continue
             first = False
+            if self.done:  # stopped (signal, -W) while connecting
+                await client.disconnect()
+                break
             try:
                 client.subscribe_nowait([(t, opts.qos) for t in opts.topics])
                 for topic in opts.unsub_topics:
