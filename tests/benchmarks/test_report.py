@@ -135,3 +135,17 @@ def test_best_of_prefers_highest_rate_lowest_memory_and_skips_failures() -> None
     ]
     assert best_of(conns, mem).data["server_rss_kb_per_conn"] == 3.0
     assert best_of(fanin, [runs[1]]).error == "died"
+
+
+def test_derived_metric_growth_per_item() -> None:
+    data = {"server": {"rss_kb_start": 1000, "rss_kb_max": 21000}, "registered": 10000}
+    per_observer = Metric(
+        "m", ("server", "rss_kb_max"), "kB", minus=("server", "rss_kb_start"), per=("registered",)
+    )
+    assert per_observer.value(data) == 2.0
+    assert per_observer.value(dict(data, registered=0)) is None
+
+
+def test_heavy_scenarios_run_only_by_name() -> None:
+    assert "coap-observers-mem" not in [s.key for s in select("coap", None)]
+    assert [s.key for s in select("coap", ["coap-observers-mem"])] == ["coap-observers-mem"]

@@ -137,7 +137,8 @@ def render_table(scenarios: list[Scenario], servers: list[str], results: list[Re
                 notes.extend(result_notes(run))
         for i, metric in enumerate(scenario.metrics):
             values = [metric_value(r, metric) for r in runs]
-            cells = [metric.label, *(format_value(v, metric.unit) for v in values)]
+            label = metric.label if metric.higher_is_better else f"{metric.label} (lower is better)"
+            cells = [label, *(format_value(v, metric.unit) for v in values)]
             if with_ratio:
                 cells.append(
                     format_ratio(values[servers.index(SUBJECT)], values[servers.index(reference)])  # type: ignore[arg-type]

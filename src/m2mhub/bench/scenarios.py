@@ -6,7 +6,7 @@ table rows (``Metric``), each read from mqbench's JSON output.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 PAYLOAD_SIZE = 64
@@ -26,16 +26,35 @@ class Metric:
     unit: str  # "msg/s", "req/s", "kB", "ms"
     higher_is_better: bool = True
     scale: float = 1.0
+    minus: tuple[str, ...] = ()  # subtract this value first (growth = end - start)
+    per: tuple[str, ...] = ()  # then divide by this one (per connection, per observer)
 
     def value(self, data: dict[str, Any]) -> float | None:
-        node: Any = data
-        for key in self.path:
-            if not isinstance(node, dict) or key not in node:
-                return None
-            node = node[key]
-        if isinstance(node, bool) or not isinstance(node, int | float):
+        value = _lookup(data, self.path)
+        if value is None:
             return None
-        return float(node) * self.scale
+        if self.minus:
+            base = _lookup(data, self.minus)
+            if base is None:
+                return None
+            value -= base
+        if self.per:
+            count = _lookup(data, self.per)
+            if not count:
+                return None
+            value /= count
+        return value * self.scale
+
+
+def _lookup(data: dict[str, Any], path: tuple[str, ...]) -> float | None:
+    node: Any = data
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    if isinstance(node, bool) or not isinstance(node, int | float):
+        return None
+    return float(node)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +70,7 @@ class Scenario:
     timed: bool = True  # takes --duration
     path: str = ""  # CoAP resource, generic form (each server maps it, see ServerKind)
     seed_put: bool = False  # PUT a value to the path first so GET has something to return
-    notes: tuple[str, ...] = field(default_factory=tuple)
+    default: bool = True  # part of a run that names no scenarios
 
     def mqbench_args(self, port: int, duration: float, server_pid: int, path: str) -> list[str]:
         argv = [self.mode, "--host", "127.0.0.1", "--port", str(port)]
@@ -109,7 +128,16 @@ COAP_SCENARIOS: tuple[Scenario, ...] = (
         "coap",
         "coap",
         ("--path", "{path}", "--method", "GET", "--sockets", "4", "--concurrency", "32"),
-        (Metric("GET, CON, requests/s", ("req_per_s",), "req/s"),),
+        (
+            Metric("GET, CON, requests/s", ("req_per_s",), "req/s"),
+            Metric(
+                "server RSS growth over the GET CON run",
+                ("server", "rss_kb_end"),
+                "kB",
+                higher_is_better=False,
+                minus=("server", "rss_kb_start"),
+            ),
+        ),
         path="/bench/get",
         seed_put=True,
     ),
@@ -145,6 +173,26 @@ COAP_SCENARIOS: tuple[Scenario, ...] = (
         path="/bench/obs",
         seed_put=True,
     ),
+    Scenario(
+        "coap-observers-mem",
+        "coap",
+        "coap-observe",
+        ("--path", "{path}", "--observers", "10000", "--updates", "3", "--drain", "5"),
+        (
+            Metric(
+                "memory per observer (10,000 observers)",
+                ("server", "rss_kb_max"),
+                "kB",
+                higher_is_better=False,
+                minus=("server", "rss_kb_start"),
+                per=("registered",),
+            ),
+        ),
+        timed=False,
+        path="/bench/mem",
+        seed_put=True,
+        default=False,  # 10,000 observer threads in mqbench: run it by name
+    ),
 )
 
 SCENARIOS: dict[str, tuple[Scenario, ...]] = {"mqtt": MQTT_SCENARIOS, "coap": COAP_SCENARIOS}
@@ -154,7 +202,7 @@ def select(group: str, keys: list[str] | None) -> list[Scenario]:
     """The group's scenarios, optionally only those named (in the group's order)."""
     available = SCENARIOS[group]
     if not keys:
-        return list(available)
+        return [s for s in available if s.default]
     unknown = set(keys) - {s.key for s in available}
     if unknown:
         names = ", ".join(s.key for s in available)
