@@ -268,6 +268,10 @@ class Endpoint:
         self._exchanges: dict[bytes, ClientExchange] = {}
         self._observer_count = 0
         self._observers: set[Observer] = set()
+        # per-peer message ids for notifications ([next mid, observers of that peer]): a busy
+        # fan-out would otherwise cycle the endpoint-wide counter and repeat a peer's message
+        # ids within EXCHANGE_LIFETIME
+        self._peer_mid: dict[Any, list[int]] = {}
         self.stats: dict[str, int] = {
             "requests": 0,
             "duplicates": 0,
@@ -820,6 +824,10 @@ class Endpoint:
                 ob = Observer(self, resource, request, ctx.subpath, szx, self.clock())
                 if add_observer(ob):
                     self._observers.add(ob)
+                    entry = self._peer_mid.get(ob.peer)
+                    if entry is None:
+                        entry = self._peer_mid[ob.peer] = [self.rng.randrange(0x10000), 0]
+                    entry[1] += 1
                     if not response.has(o.OBSERVE):
                         response.add(o.OBSERVE, resource._observe_seq)
             elif observe == 1:
@@ -856,7 +864,13 @@ class Endpoint:
         self._observer_count -= 1
 
     def _forget_observer(self, ob: Observer) -> None:
-        self._observers.discard(ob)
+        if ob in self._observers:
+            self._observers.remove(ob)
+            entry = self._peer_mid.get(ob.peer)
+            if entry is not None:
+                entry[1] -= 1
+                if entry[1] <= 0:
+                    del self._peer_mid[ob.peer]
         out = ob.inflight
         if out is not None:
             out.done = True
@@ -870,9 +884,13 @@ class Endpoint:
         if confirmable is None:
             res = ob.resource
             confirmable = ob.con_count + 1 >= res.con_every or now - ob.last_con >= res.con_interval
-        self._mid = mid = (self._mid + 1) & 0xFFFF
         token = ob.token
         peer = ob.peer
+        entry = self._peer_mid.get(peer)
+        if entry is not None:
+            entry[0] = mid = (entry[0] + 1) & 0xFFFF
+        else:
+            self._mid = mid = (self._mid + 1) & 0xFFFF
         if confirmable:
             data = bytes((0x40 | len(token), code, mid >> 8, mid & 0xFF)) + token + tail
             self.outbox.append((data, peer))

@@ -297,6 +297,9 @@ _SPEC: Final[dict[int, tuple[int, int, int, bool]]] = {
 }
 
 
+_new_message = object.__new__
+
+
 def decode(data: bytes, remote: Any = None) -> Message:
     """Parse one datagram.  Raises :class:`CoapDecodeError` (only) on invalid input.
 
@@ -349,32 +352,33 @@ def decode(data: bytes, remote: Any = None) -> Message:
             break
         delta = b >> 4
         length = b & 15
-        if delta >= 13:
-            if delta == 13:
-                if pos >= n:
-                    raise CoapDecodeError(RESET, "option overruns", mtype, code, mid, token)
-                delta = data[pos] + 13
-                pos += 1
-            elif delta == 14:
-                if pos + 1 >= n:
-                    raise CoapDecodeError(RESET, "option overruns", mtype, code, mid, token)
-                delta = ((data[pos] << 8) | data[pos + 1]) + 269
-                pos += 2
-            else:
-                raise CoapDecodeError(RESET, "option delta 15", mtype, code, mid, token)
-        if length >= 13:
-            if length == 13:
-                if pos >= n:
-                    raise CoapDecodeError(RESET, "option overruns", mtype, code, mid, token)
-                length = data[pos] + 13
-                pos += 1
-            elif length == 14:
-                if pos + 1 >= n:
-                    raise CoapDecodeError(RESET, "option overruns", mtype, code, mid, token)
-                length = ((data[pos] << 8) | data[pos + 1]) + 269
-                pos += 2
-            else:
-                raise CoapDecodeError(RESET, "option length 15", mtype, code, mid, token)
+        if delta >= 13 or length >= 13:  # extended forms (rare)
+            if delta >= 13:
+                if delta == 13:
+                    if pos >= n:
+                        raise CoapDecodeError(RESET, "option overruns", mtype, code, mid, token)
+                    delta = data[pos] + 13
+                    pos += 1
+                elif delta == 14:
+                    if pos + 1 >= n:
+                        raise CoapDecodeError(RESET, "option overruns", mtype, code, mid, token)
+                    delta = ((data[pos] << 8) | data[pos + 1]) + 269
+                    pos += 2
+                else:
+                    raise CoapDecodeError(RESET, "option delta 15", mtype, code, mid, token)
+            if length >= 13:
+                if length == 13:
+                    if pos >= n:
+                        raise CoapDecodeError(RESET, "option overruns", mtype, code, mid, token)
+                    length = data[pos] + 13
+                    pos += 1
+                elif length == 14:
+                    if pos + 1 >= n:
+                        raise CoapDecodeError(RESET, "option overruns", mtype, code, mid, token)
+                    length = ((data[pos] << 8) | data[pos + 1]) + 269
+                    pos += 2
+                else:
+                    raise CoapDecodeError(RESET, "option length 15", mtype, code, mid, token)
         end = pos + length
         if end > n:
             raise CoapDecodeError(RESET, "option overruns", mtype, code, mid, token)
@@ -417,8 +421,15 @@ def decode(data: bytes, remote: Any = None) -> Message:
             bad = bad or problem
     if bad is not None:
         raise CoapDecodeError(BAD_OPTION, bad, mtype, code, mid, token)
-    msg = Message(mtype, code, mid, token, opts, payload)
+    msg = _new_message(Message)
+    msg.mtype = mtype
+    msg.code = code
+    msg.mid = mid
+    msg.token = token
+    msg.options = opts
+    msg.payload = payload
     msg.remote = remote
+    msg.remaining_path = ()
     return msg
 
 
