@@ -25,6 +25,7 @@ import contextlib
 import heapq
 import itertools
 import uuid
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -290,8 +291,8 @@ class Broker:
         """Enforce keepalive and connect timeouts, publish $SYS, expire old sessions."""
         timers = self._timers
         while timers and timers[0][0] <= now:
-            _, _, conn = heapq.heappop(timers)
-            if conn.state == CLOSED:
+            when, _, conn = heapq.heappop(timers)
+            if conn.state == CLOSED or when != conn.timer_at:
                 continue
             if conn.state == NEW:
                 due = conn.last_seen + CONNECT_TIMEOUT
@@ -443,7 +444,7 @@ class Broker:
         for topic_filter in session.subscriptions:
             tree.remove(topic_filter, session)
         session.subscriptions.clear()
-        session.queue.clear()
+        session.queue = None
         session.inflight.clear()
 
     def _expire_sessions(self, now: float) -> None:
@@ -474,6 +475,7 @@ class Broker:
             self.wakeup()
 
     def _schedule(self, conn: Connection, when: float) -> None:
+        conn.timer_at = when
         heapq.heappush(self._timers, (when, next(self._seq), conn))
 
     def _send_connack(
@@ -591,7 +593,8 @@ class Broker:
         connected = sum(1 for s in self.sessions.values() if s.connection is not None)
         if connected > stats.clients_maximum:
             stats.clients_maximum = connected
-        if keepalive:
+        if keepalive and keepalive * 1.5 < CONNECT_TIMEOUT:
+            # Otherwise the connect-timeout timer entry, when it fires, moves on to keepalive.
             self._schedule(conn, now + keepalive * 1.5)
 
         if log.notice and settings.connection_messages:
@@ -661,8 +664,11 @@ class Broker:
         else:
             session = conn.session
             assert session is not None
-            if mid not in session.inbound:
-                session.inbound[mid] = Message(topic, payload, 2, packet.retain, properties)
+            inbound = session.inbound
+            if inbound is None:
+                inbound = session.inbound = {}
+            if mid not in inbound:
+                inbound[mid] = Message(topic, payload, 2, packet.retain, properties)
             self._append(conn, bytes((0x50, 2, mid >> 8, mid & 0xFF)))
             if log.debug:
                 log.write(f"Sending PUBREC to {conn.client_id} (m{mid}, rc0)")
@@ -695,7 +701,7 @@ class Broker:
             log.write(f"Received PUBREL from {conn.client_id} (Mid: {mid})")
         session = conn.session
         assert session is not None
-        message = session.inbound.pop(mid, None)
+        message = session.inbound.pop(mid, None) if session.inbound else None
         if message is not None:
             self._route(
                 message.topic,
@@ -795,7 +801,7 @@ class Broker:
                 if (
                     conn is not None
                     and origin is not None
-                    and len(target.queue) > target.inflight_max
+                    and len(target.queue or ()) > target.inflight_max
                     and not target.slow
                     and not conn.paused
                 ):
@@ -829,6 +835,8 @@ class Broker:
 
     def _enqueue(self, session: Session, item: Outgoing) -> None:
         queue = session.queue
+        if queue is None:
+            queue = session.queue = deque()
         limit = self._queue_limit
         if limit > 0 and len(queue) >= limit:
             queue.popleft()
@@ -898,6 +906,8 @@ class Broker:
         if conn is None or conn.state != CONNECTED:
             return
         queue = session.queue
+        if queue is None:
+            return
         inflight = session.inflight
         out = conn.out
         while queue and not conn.paused and len(out) < OUT_HIGH_WATER:
@@ -913,6 +923,7 @@ class Broker:
             inflight[mid] = item
             self._send_publish(session, conn, item, mid, False)
         if not queue:
+            session.queue = None
             session.dropped = 0
             session.slow = False
         if session in self._throttling and len(queue) <= session.inflight_max:
@@ -1100,7 +1111,7 @@ class Broker:
         stats.update_loads(now)
         connected = sum(1 for s in self.sessions.values() if s.connection is not None)
         stored = len(self.retained_store) + sum(
-            len(s.queue) + len(s.inflight) for s in self.sessions.values()
+            len(s.queue or ()) + len(s.inflight) for s in self.sessions.values()
         )
         for topic, text in stats.sys_messages(
             now,

@@ -36,7 +36,6 @@ class Connection:
     __slots__ = (
         "aliases",
         "client_id",
-        "deadline",
         "dirty",
         "host",
         "keepalive",
@@ -51,6 +50,7 @@ class Connection:
         "sink",
         "state",
         "throttles",
+        "timer_at",
         "username",
         "will",
     )
@@ -69,10 +69,10 @@ class Connection:
         self.protocol_level = 4
         self.keepalive = 0
         self.last_seen = now
-        self.deadline = 0.0
         self.session: Session | None = None
         self.username: str | None = None
         self.will: Will | None = None
+        self.timer_at = 0.0  # the live timer entry's time (older heap entries are stale)
         self.throttles = 0  # sessions currently holding back reading from this connection
         self.aliases: dict[int, str] | None = None  # MQTT 5 inbound topic aliases
 

@@ -58,9 +58,10 @@ class Session:
         self.inflight: dict[int, Outgoing] = {}
         self.inflight_max = 20
         # Messages waiting for room in the in-flight window or for the client to come back.
-        self.queue: deque[Outgoing] = deque()
+        # (None while empty: most sessions never queue, and an empty deque costs ~700 bytes.)
+        self.queue: deque[Outgoing] | None = None
         # Inbound QoS 2 messages received (PUBREC sent) and not yet released by PUBREL.
-        self.inbound: dict[int, Message | None] = {}
+        self.inbound: dict[int, Message | None] | None = None
         self.next_mid = 0
         self.dropped = 0
         self.disconnected_at: float | None = None
