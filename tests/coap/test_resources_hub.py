@@ -14,6 +14,7 @@ from typing import Any
 
 from m2mhub.client.coap import CoapClient
 from m2mhub.coap import options as o
+from m2mhub.coap.endpoint import CoapConfig
 from m2mhub.coap.message import CON, NON
 from m2mhub.coap.options import Code
 from m2mhub.hub.broker import Broker
@@ -51,11 +52,11 @@ class Hub:
 
 
 @asynccontextmanager
-async def running_hub() -> AsyncIterator[Hub]:
+async def running_hub(config: CoapConfig | None = None) -> AsyncIterator[Hub]:
     loop = asyncio.get_running_loop()
     settings = BrokerSettings(sys_interval=0)
     broker = Broker(settings, BrokerLog((), collect=True), authenticator=None, now=loop.time())
-    face = await start_coap_face(broker, [("127.0.0.1", 0)])
+    face = await start_coap_face(broker, [("127.0.0.1", 0)], config=config)
     hub = Hub(broker, face, CoapClient())
     try:
         yield hub
@@ -227,5 +228,27 @@ def test_well_known_core_lists_the_hub_resources() -> None:
         filtered = await hub.client.request("GET", hub.uri("/.well-known/core?rt=alarm"))
         assert filtered.payload.decode().startswith("</alarm>")
         assert "</time>" not in filtered.payload.decode()
+
+    run(body)
+
+
+def test_observer_that_forgot_its_token_is_dropped_on_rst() -> None:
+    async def body(hub: Hub) -> None:
+        topics = hub.face.site.topics
+        obs = hub.client.observe(hub.uri("/ps/forgetful"))
+        await obs.start()
+        await obs.__anext__()
+        assert topics.observer_count() == 1
+        # The client forgets the observation without deregistering: the next notification
+        # (NON) gets a RST, which ends the observation and the MQTT subscription.
+        assert obs.token is None and obs._ex is not None
+        hub.client._by_token.pop(obs._ex.token)
+        hub.publish("forgetful", b"x")
+        for _ in range(100):
+            if topics.observer_count() == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert topics.observer_count() == 0
+        assert topics._subscribers == {}
 
     run(body)
