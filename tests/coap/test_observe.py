@@ -226,3 +226,31 @@ def test_notification_message_ids_are_per_peer_and_consecutive() -> None:
         assert [(b - a) & 0xFFFF for a, b in itertools.pairwise(seq)] == [1] * 4
     ep.close()
     assert ep._peer_mid == {}
+
+
+def test_deregistration_works_even_when_the_answer_is_an_error() -> None:
+    from m2mhub.coap import NotFound
+
+    ep, _, res = make_endpoint()
+    register(ep)
+    alarm = res["alarm"]
+
+    async def gone(request: Message) -> Message:
+        raise NotFound()
+
+    alarm.render_get = gone
+    ep.datagram_received(
+        encode(Message(CON, Code.GET, 5, b"ob", uri_path=ALARM, observe=1)), CLIENT
+    )
+    [(resp, _)] = take(ep)
+    assert resp.code == Code.NOT_FOUND
+    assert alarm.observer_count() == 0
+    # a re-registration that fails removes the old entry too
+    del alarm.render_get
+    register(ep, mid=6)
+    alarm.render_get = gone
+    ep.datagram_received(
+        encode(Message(CON, Code.GET, 7, b"ob", uri_path=ALARM, observe=0)), CLIENT
+    )
+    take(ep)
+    assert alarm.observer_count() == 0

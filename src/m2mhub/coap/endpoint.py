@@ -794,6 +794,18 @@ class Endpoint:
         code = response.code
         if code == 0:
             code = response.code = _DEFAULT_CODE.get(request.code, Code.CONTENT)
+        observe = ctx.observe
+        observable = (
+            observe is not None
+            and isinstance(resource, ObservableResource)
+            and (request.code == Code.GET or request.code == Code.FETCH)
+        )
+        if observable and (observe == 1 or not 64 <= code < 96):
+            # RFC 7641 3.6/4.1: deregistration (and a failed re-registration) removes the entry
+            # for that token whatever the answer is
+            assert isinstance(resource, ObservableResource)
+            remove_by_token(resource, ctx.subpath, request.remote, request.token)
+            observable = False
         if not 64 <= code < 95:
             if code == Code.REQUEST_ENTITY_TOO_LARGE and ctx.block1 is not None:
                 num, _, szx = o.block_parts(ctx.block1)
@@ -811,27 +823,20 @@ class Endpoint:
         if ctx.block1 is not None:
             num, _, szx = o.block_parts(ctx.block1)
             response.set(o.BLOCK1, o.block_value(num, False, min(szx, self.config.block_szx)))
-        observe = ctx.observe
-        if (
-            observe is not None
-            and isinstance(resource, ObservableResource)
-            and (request.code == Code.GET or request.code == Code.FETCH)
-        ):
-            if observe == 0:
-                szx = self.config.block_szx
-                if ctx.block2 is not None:
-                    szx = min(szx, ctx.block2 & 7)
-                ob = Observer(self, resource, request, ctx.subpath, szx, self.clock())
-                if add_observer(ob):
-                    self._observers.add(ob)
-                    entry = self._peer_mid.get(ob.peer)
-                    if entry is None:
-                        entry = self._peer_mid[ob.peer] = [self.rng.randrange(0x10000), 0]
-                    entry[1] += 1
-                    if not response.has(o.OBSERVE):
-                        response.add(o.OBSERVE, resource._observe_seq)
-            elif observe == 1:
-                remove_by_token(resource, ctx.subpath, request.remote, request.token)
+        if observable and observe == 0:
+            assert isinstance(resource, ObservableResource)
+            szx = self.config.block_szx
+            if ctx.block2 is not None:
+                szx = min(szx, ctx.block2 & 7)
+            ob = Observer(self, resource, request, ctx.subpath, szx, self.clock())
+            if add_observer(ob):
+                self._observers.add(ob)
+                entry = self._peer_mid.get(ob.peer)
+                if entry is None:
+                    entry = self._peer_mid[ob.peer] = [self.rng.randrange(0x10000), 0]
+                entry[1] += 1
+                if not response.has(o.OBSERVE):
+                    response.add(o.OBSERVE, resource._observe_seq)
         payload = response.payload
         szx = self.config.block_szx
         num = 0
