@@ -388,3 +388,26 @@ def test_sighup_reloads_the_password_file(tmp_path: Path) -> None:
         proc.wait_for_line("Reloading config.", start=mark)
         assert publish_as_bob() == 0
         assert terminate(proc) == 0
+
+
+def test_fatal_errors_reach_stderr_when_logging_to_a_file(tmp_path: Path) -> None:
+    log_file = tmp_path / "hub.log"
+    conf = write_conf(
+        tmp_path,
+        f"listener {free_tcp_port()} 127.0.0.1",
+        f"log_dest file {log_file}",
+        f"password_file {tmp_path / 'nope'}",
+    )
+    result = run_serve("-c", str(conf), "--no-coap")
+    assert result.returncode == 1
+    assert "Error: Unable to open pwfile" in result.stderr
+    assert "Error: Unable to open pwfile" in log_file.read_text()
+
+
+def test_unwritable_log_file_exits_1(tmp_path: Path) -> None:
+    conf = write_conf(
+        tmp_path, f"listener {free_tcp_port()}", f"log_dest file {tmp_path / 'no' / 'dir.log'}"
+    )
+    result = run_serve("-c", str(conf), "--no-coap")
+    assert result.returncode == 1
+    assert "Error: Unable to open log file: No such file or directory." in result.stderr

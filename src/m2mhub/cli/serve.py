@@ -236,11 +236,12 @@ class _Hub:
         if self.log.warning:
             self.log.write(text)
 
-    def error(self, text: str) -> None:
+    def error(self, text: str, fatal: bool = False) -> None:
+        """Log an error line; why the hub stops also reaches stderr whatever the log says."""
         line = text if text.startswith("Error: ") else f"Error: {text}"
         if self.log.error:
             self.log.write(line)
-        if not self.log.error or "stderr" not in self.settings.log_dest:
+        if fatal and (not self.log.error or "stderr" not in self.settings.log_dest):
             print(line, file=sys.stderr, flush=True)
 
     def _authenticator(self) -> PasswordFileAuthenticator | None:
@@ -332,7 +333,7 @@ class _Hub:
             self.notice(f"m2mhub version {__version__} terminating")
             return EXIT_OK
         except _StartError as exc:
-            self.error(str(exc))
+            self.error(str(exc), fatal=True)
             return EXIT_START_FAILED
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
