@@ -108,13 +108,16 @@ def connects(draw: st.DrawFn, level: int) -> Connect:
     if draw(st.booleans()):
         will = Will(draw(topic_names), draw(binary), draw(st.integers(0, 2)), draw(st.booleans()),
                     draw(_props(level, WILL)))  # fmt: skip
+    props = draw(_props(level, PacketType.CONNECT))
+    if PropertyId.AUTHENTICATION_DATA in props:
+        props.setdefault(PropertyId.AUTHENTICATION_METHOD, "SCRAM-SHA-1")
     username = draw(st.none() | mqtt_text)
     password = draw(st.none() | binary)
     if username is None and level != MQTT_5:
         password = None
     return Connect(
         level, draw(mqtt_text), draw(st.booleans()), draw(st.integers(0, 0xFFFF)), will,
-        username, password, draw(_props(level, PacketType.CONNECT)),
+        username, password, props,
         "MQIsdp" if level == 3 else "MQTT", draw(st.booleans()),
     )  # fmt: skip
 

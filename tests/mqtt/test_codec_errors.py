@@ -143,7 +143,9 @@ def test_unsupported_protocol(name: bytes, level: int, connack: bytes | None) ->
         (b"MQTT", 4, 0x02, "0001 61 ff", M),  # trailing byte
         (b"MQTT", 4, 0x82, "0001 61", M),  # username flag, no username
         (b"MQTT", 5, 0x02, "03 21 0000 0001 61", P),  # Receive Maximum 0
-        (b"MQTT", 5, 0x02, "02 23 0001 0001 61", M),  # Topic Alias not allowed in CONNECT
+        (b"MQTT", 5, 0x02, "03 23 0001 0001 61", M),  # Topic Alias not allowed in CONNECT
+        (b"MQTT", 5, 0x02, "04 16 0001 58 0001 61", P),  # Authentication Data without Method
+        (b"MQTT", 5, 0x02, "05 1f 0002 6e6f 0001 61", M),  # Reason String not in CONNECT
     ],
 )
 def test_bad_connect(name: bytes, level: int, flags: int, tail: str, exc: type[MQTTError]) -> None:

@@ -426,6 +426,8 @@ def _read_u16(buf: _Buf, p: int, end: int, what: str) -> int:
 
 
 def _check_text(s: str, what: str) -> None:
+    if s.isascii() and s.isprintable():  # the common case, without the regular expression
+        return
     m = _bad_char_search(s)
     if m is not None:
         raise MalformedPacket(f"{what} contains forbidden character U+{ord(m.group()):04X}")
@@ -647,6 +649,10 @@ def _decode_connect_after_level(
     props: Properties = {}
     if level == MQTT_5:
         props, p = _read_properties(buf, p, end, PacketType.CONNECT)
+        if PropertyId.AUTHENTICATION_DATA in props and (
+            PropertyId.AUTHENTICATION_METHOD not in props
+        ):
+            raise ProtocolError("CONNECT with Authentication Data but no Authentication Method")
     client_id, p = _read_str(buf, p, end, "client identifier")
     will = None
     if will_flag:
