@@ -153,6 +153,13 @@ def test_bad_connect(name: bytes, level: int, flags: int, tail: str, exc: type[M
         decode(connect_hex(name, level, flags, tail))
 
 
+@pytest.mark.parametrize("wire", ["40 03 0001 95", "50 03 0001 95", "90 04 0001 00 95",
+                                  "e0 01 a5", "20 03 00 a0 00"])  # fmt: skip
+def test_any_error_reason_code_is_accepted(wire: str) -> None:
+    """mosquitto 2.0.11 answers an oversize PUBLISH with PUBACK 0x95, not listed for PUBACK."""
+    assert decode(bytes.fromhex(wire), 5) is not None
+
+
 def test_connect_reserved_bit_ignored_in_3_1() -> None:
     """mosquitto accepts it from 3.1 clients; the 3.1 spec does not define the bit."""
     packet = decode(connect_hex(b"MQIsdp", 3, 0x03))

@@ -27,10 +27,12 @@ leaves a choice we do what mosquitto 2.0 does:
 - Remaining lengths and property varints need not be minimally encoded.
 
 Where mosquitto 2.0.11 is laxer than the specification we follow the specification: it
-accepts PINGREQ with flags or a body, a 3.1.1 PUBACK with a trailing byte, unknown ack reason
-codes, out-of-range property values (Payload Format Indicator 2) and duplicate properties; we
-raise :class:`MalformedPacket` (wrong flags, lengths, duplicates) or :class:`ProtocolError`
-(reason codes and property values the specification forbids).
+accepts PINGREQ with flags or a body, a 3.1.1 PUBACK with a trailing byte, unknown reason codes
+below 0x80, out-of-range property values (Payload Format Indicator 2) and duplicate
+properties; we raise :class:`MalformedPacket` (wrong flags, lengths, duplicates) or
+:class:`ProtocolError` (reason codes and property values the specification forbids). Any
+error reason code (0x80 and up) is accepted in every 5.0 packet that carries one, since
+mosquitto itself sends PUBACK 0x95 (Packet too large).
 
 After the first decoding error a :class:`PacketReader` is poisoned: every later call re-raises
 the same exception, since the connection has to be closed anyway.
@@ -537,6 +539,15 @@ def _nonzero_id(pid: int, what: str) -> int:
     return pid
 
 
+# Reason codes accepted when decoding 5.0 packets: the ones the specification lists for the
+# packet, plus any error code (>= 0x80). mosquitto 2.0.11 answers an oversize PUBLISH with
+# PUBACK 0x95 (Packet too large), which the specification does not list for PUBACK; refusing
+# it would drop the connection over an error report.
+_ACCEPTED_CODES: Final[dict[PacketType, frozenset[int]]] = {
+    ptype: codes | frozenset(range(0x80, 0x100)) for ptype, codes in VALID_REASON_CODES.items()
+}
+
+
 # --------------------------------------------------------------------------------------------
 # Decoders, one per packet type: (buffer, fixed-header flags, body start, body end, level)
 
@@ -689,7 +700,7 @@ def _decode_connack(buf: _Buf, flags: int, p: int, end: int, level: int) -> Conn
         raise MalformedPacket("CONNACK reserved flags set")
     props: Properties = {}
     if level == MQTT_5:
-        if code not in VALID_REASON_CODES[PacketType.CONNACK]:
+        if code not in _ACCEPTED_CODES[PacketType.CONNACK]:
             raise ProtocolError(f"invalid CONNACK reason code 0x{code:02X}")
         props, p = _read_properties(buf, p, end, PacketType.CONNACK)
     _no_trailing(p, end, "CONNACK")
@@ -710,7 +721,7 @@ def _make_ack_decoder(
     ptype: PacketType,
 ) -> Callable[[_Buf, int, int, int, int], Puback | Pubrec | Pubrel | Pubcomp]:
     cls = _ACK_CLASSES[ptype]
-    valid = VALID_REASON_CODES[ptype]
+    valid = _ACCEPTED_CODES[ptype]
     name = ptype.name
 
     def decode_ack(
@@ -782,7 +793,7 @@ def _decode_suback(buf: _Buf, flags: int, p: int, end: int, level: int) -> Subac
     valid = VALID_SUBACK_CODES_V3
     if level == MQTT_5:
         props, p = _read_properties(buf, p, end, PacketType.SUBACK)
-        valid = VALID_REASON_CODES[PacketType.SUBACK]
+        valid = _ACCEPTED_CODES[PacketType.SUBACK]
     codes = list(buf[p:end])
     if not codes:
         raise ProtocolError("SUBACK without return codes")
@@ -816,7 +827,7 @@ def _decode_unsuback(buf: _Buf, flags: int, p: int, end: int, level: int) -> Uns
         return Unsuback(pid)
     props, p = _read_properties(buf, p, end, PacketType.UNSUBACK)
     codes = list(buf[p:end])
-    valid = VALID_REASON_CODES[PacketType.UNSUBACK]
+    valid = _ACCEPTED_CODES[PacketType.UNSUBACK]
     for c in codes:
         if c not in valid:
             raise ProtocolError(f"invalid UNSUBACK reason code 0x{c:02X}")
@@ -839,7 +850,7 @@ def _decode_reason_and_props(
     if p == end:
         return 0, {}
     code = buf[p]
-    if code not in VALID_REASON_CODES[ptype]:
+    if code not in _ACCEPTED_CODES[ptype]:
         raise ProtocolError(f"invalid {ptype.name} reason code 0x{code:02X}")
     p += 1
     props: Properties = {}
