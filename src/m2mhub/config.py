@@ -274,7 +274,7 @@ class _Parser:
         try:
             names = [entry.name for entry in os.scandir(directory) if entry.name.endswith(".conf")]
         except OSError:
-            raise ConfigError(f'Unable to open include_dir "{value}".') from None
+            raise ConfigError(f"Unable to open include_dir '{value}'.") from None
         main_resolved = Path(main_path).resolve()
         for name in sorted(names, key=include_order_key):
             child = directory / name
