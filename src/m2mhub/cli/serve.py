@@ -293,6 +293,9 @@ class _Hub:
         from m2mhub.net.mqtt_server import MqttServer
 
         loop = asyncio.get_running_loop()
+        # From here on SIGINT/SIGTERM mean a clean stop, even during start-up.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self.stop.set)
         for text in self.config.notices:
             self.notice(text)
         self.notice(f"m2mhub version {__version__} starting")
@@ -325,8 +328,6 @@ class _Hub:
             except OSError as exc:
                 raise _StartError(_error_text(exc)) from None
             face = await self._start_coap(broker)
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, self.stop.set)
             loop.add_signal_handler(signal.SIGHUP, self.reload)
             self.notice(f"m2mhub version {__version__} running")
             await self.stop.wait()
