@@ -11,26 +11,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import os
 import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
 from m2mhub import __version__
 from m2mhub.auth import PasswordFile, PasswordFileAuthenticator, PasswordFileError
 from m2mhub.config import Config, ConfigError, load_config
+from m2mhub.hub.broker import Broker
+from m2mhub.hub.log import BrokerLog
 from m2mhub.hub.settings import BrokerSettings
+from m2mhub.net.mqtt_server import MqttServer
+
+if TYPE_CHECKING:
+    from m2mhub.net.coap_face import CoapFace
 
 EXIT_OK = 0
 EXIT_START_FAILED = 1
 EXIT_BAD_CONFIG = 3  # mosquitto's MOSQ_ERR_INVAL, for bad flags and bad config files
 MAX_CMD_PORTS = 10
 DEFAULT_MQTT_PORT = 1883
-COAP_FACE_MODULE = "m2mhub.net.coap_face"
 
 USAGE = f"""\
 m2mhub version {__version__}
@@ -185,24 +189,6 @@ def coap_addresses(settings: BrokerSettings) -> list[tuple[str, int]]:
     return [(host, port) for host in hosts]
 
 
-class _Closable(Protocol):
-    def close(self) -> None: ...
-
-    def wait_closed(self) -> Awaitable[None]: ...
-
-
-def find_coap_face() -> Callable[..., Awaitable[_Closable]] | None:
-    """The CoAP face's start function, or None when this build does not have it yet."""
-    try:
-        module = importlib.import_module(COAP_FACE_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and COAP_FACE_MODULE.startswith(exc.name):
-            return None
-        raise
-    start: Callable[..., Awaitable[_Closable]] | None = getattr(module, "start_coap_face", None)
-    return start
-
-
 def _error_text(exc: OSError) -> str:
     if exc.errno is not None:
         return os.strerror(exc.errno)
@@ -217,8 +203,6 @@ class _Hub:
     """One running hub: the log, the broker, its MQTT listeners and its CoAP face."""
 
     def __init__(self, config: Config, options: ServeOptions, warnings: list[str]) -> None:
-        from m2mhub.hub.log import BrokerLog
-
         self.config = config
         self.options = options
         self.settings = config.settings
@@ -289,9 +273,6 @@ class _Hub:
                 os.unlink(self.settings.pid_file)
 
     async def run(self) -> int:
-        from m2mhub.hub.broker import Broker
-        from m2mhub.net.mqtt_server import MqttServer
-
         loop = asyncio.get_running_loop()
         # From here on SIGINT/SIGTERM mean a clean stop, even during start-up.
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -306,7 +287,7 @@ class _Hub:
         for text in [*self.config.warnings, *self.early_warnings]:
             self.warning(text)
         server = MqttServer()
-        face: _Closable | None = None
+        face: CoapFace | None = None
         attempted = False
         try:
             authenticator = self._authenticator()
@@ -347,16 +328,13 @@ class _Hub:
             self._remove_pid_file()
             self.log.close()
 
-    async def _start_coap(self, broker: Any) -> _Closable | None:
+    async def _start_coap(self, broker: Broker) -> CoapFace | None:
         if not self.settings.coap_enabled:
             return None
-        start = find_coap_face()
-        if start is None:
-            self.notice("CoAP face not available in this build; serving MQTT only.")
-            return None
-        addresses = coap_addresses(self.settings)
+        from m2mhub.net.coap_face import start_coap_face
+
         try:
-            return await start(broker, addresses, self.log)
+            return await start_coap_face(broker, coap_addresses(self.settings), self.log)
         except OSError as exc:
             raise _StartError(
                 f"CoAP port {self.settings.coap_port}: {_error_text(exc)} "
