@@ -411,3 +411,30 @@ def test_unwritable_log_file_exits_1(tmp_path: Path) -> None:
     result = run_serve("-c", str(conf), "--no-coap")
     assert result.returncode == 1
     assert "Error: Unable to open log file: No such file or directory." in result.stderr
+
+
+@pytest.mark.interop
+def test_log_type_lines_and_v_overriding_them(tmp_path: Path) -> None:
+    pub = require("mosquitto_pub")
+    port = free_tcp_port()
+    conf = write_conf(
+        tmp_path, f"listener {port} 127.0.0.1", "allow_anonymous true", "log_type error"
+    )
+
+    def publish(client_id: str) -> None:
+        subprocess.run(
+            [pub, "-p", str(port), "-i", client_id, "-t", "t", "-m", "m"],
+            check=True,
+            capture_output=True,
+            timeout=10,
+        )
+
+    with serve("-c", str(conf), "--no-coap") as quiet:
+        wait_tcp(port)
+        publish("quiet1")
+        assert terminate(quiet) == 0
+        assert quiet.output() == ""  # only errors are logged, and there were none
+    with serve("-c", str(conf), "-v", "--no-coap") as loud:
+        loud.wait_for_line(f"{VERSION_LINE} running")
+        publish("loud1")
+        loud.wait_for_line("Received PUBLISH from loud1 (d0, q0, r0, m0, 't', ... (1 bytes))")
