@@ -220,10 +220,8 @@ class TopicResource(ObservablePrefixResource):
 
     def render_get(self, request: Message) -> Message:
         topic = self.topic_of(request)
-        # Observe=1 (deregistration) gets the same answer, or the engine would not see it
-        # through an error response.
-        observing = request.observe is not None
-        if request.observe == 0:
+        observing = request.observe == 0
+        if observing:
             query = request.query()
             if "qos" in query:
                 qos = _qos(query["qos"])
