@@ -190,9 +190,10 @@ def coap_addresses(settings: BrokerSettings) -> list[tuple[str, int]]:
 
 
 def _error_text(exc: OSError) -> str:
-    if exc.errno is not None:
+    """``Address already in use``, as mosquitto words it (not asyncio's longer text)."""
+    if exc.errno is not None and exc.errno > 0:
         return os.strerror(exc.errno)
-    return str(exc)
+    return exc.strerror or str(exc)  # getaddrinfo errors have negative codes
 
 
 def _print_error(text: str) -> None:
