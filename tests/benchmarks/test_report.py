@@ -57,6 +57,7 @@ def test_notes_flag_saturation_loss_and_errors() -> None:
     assert "lost 100 (10.0%)" in notes
     assert "3 duplicates" in notes
     assert "sub_eof=1" in notes
+    assert "m2mhub CPU 99%" in notes
 
 
 def test_table_has_both_brokers_and_the_ratio() -> None:

@@ -75,6 +75,12 @@ def result_notes(result: Result) -> list[str]:
     d = result.data
     notes: list[str] = []
     who = result.server
+    server = d.get("server")
+    if d.get("mode") in ("mqtt", "coap") and isinstance(server, dict):
+        cpu = server.get("cpu_pct")
+        if isinstance(cpu, int | float):
+            # A server far below 100% was waiting (latency-bound, or starved by other load).
+            notes.append(f"{who} CPU {cpu:.0f}%")
     if d.get("client_saturated"):
         notes.append(f"{who}: mqbench saturated ({d.get('client_cpu_pct')}% CPU), a lower bound")
     expected = d.get("expected")

@@ -167,7 +167,8 @@ def run(options: RunOptions, repo: Path) -> list[Result]:
                 time.sleep(0.5)  # let sockets of the last run close
             every.extend(tries)
             results.append(best_of(scenario, tries))
-    block = render_block(options, repo, results, started, load_before)
+    load = f"{load_before} before, {load_average()} after"
+    block = render_block(options, repo, results, started, load)
     if options.log:
         print()
         print(block)
@@ -211,7 +212,7 @@ def render_block(
     lines = [
         f"### {title}",
         "",
-        f"- Run: {started:%Y-%m-%d %H:%M} UTC; load average before the run: {load_before}",
+        f"- Run: {started:%Y-%m-%d %H:%M} UTC; load average (1/5/15 min): {load_before}",
         f"- Machine: {os.cpu_count()} CPUs ({cpu_model()}), Linux {platform.release()}; " + pinning,
         f"- Versions: {versions}, mqbench {mqbench_v}",
         f"- Command: `{options.command}`",
