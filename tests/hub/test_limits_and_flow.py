@@ -74,18 +74,23 @@ def test_fan_out_shares_one_encoding_per_variant() -> None:
 
 
 def _backlogged(hub: Hub):  # type: ignore[no-untyped-def]
+    """A subscriber with a window of 2 and a publisher that sent 8 QoS 1 messages at once."""
+    from m2mhub.mqtt.codec import encode
+
     sub = hub.connected("sub")
     sub.subscribe(("t", 1))
     pub = hub.connected("pub")
-    for i in range(8):
-        pub.publish_complete("t", b"%d" % i, 1, packet_id=i + 1)
+    pub.send_bytes(
+        b"".join(encode(Publish("t", b"%d" % i, 1, packet_id=i + 1), 4) for i in range(8))
+    )
     return sub, pub
 
 
 def test_publisher_held_back_while_receiver_window_backlog_grows() -> None:
-    hub = Hub(max_inflight_messages=2)
+    hub = Hub(max_inflight_messages=2, max_queued_messages=4)
     sub, pub = _backlogged(hub)
-    assert not pub.sink.reading  # 6 queued > window of 2: stop reading the publisher
+    assert not pub.sink.reading  # 3 queued > window of 2: stop reading the publisher
+    assert len([p for p in pub.received() if isinstance(p, Puback)]) < 8
     got: list[bytes] = []
     while len(got) < 8:
         batch = sub.publishes()
@@ -107,6 +112,7 @@ def test_receiver_that_never_acks_holds_publishers_only_briefly() -> None:
     assert hub.broker.sessions["sub"].slow
     pub.publish_complete("t", b"more", 1, packet_id=20)
     assert pub.sink.reading  # a slow receiver no longer holds anyone back
+    assert hub.broker.stats.publish_received == 9  # the held-back rest was handled too
 
 
 def test_receiver_leaving_releases_publishers() -> None:

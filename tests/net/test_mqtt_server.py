@@ -20,6 +20,7 @@ from m2mhub.mqtt.packets import (
     Connack,
     Connect,
     Packet,
+    Puback,
     Publish,
     Suback,
     Subscribe,
@@ -201,3 +202,28 @@ def test_mosquitto_clients_persistent_session_qos1() -> None:
                              capture_output=True, text=True)  # fmt: skip
         assert got.stdout == "MESSAGE 3\n"
         assert any("as Sub1 (p2, c0, k60)." in line for line in lines)
+
+
+def test_qos1_burst_is_lossless_with_small_window_and_queue() -> None:
+    async def scenario(server: MqttServer, lines: list[str]) -> None:
+        port = server.ports[0]
+        sub = await RawClient.connect(port, "sub")
+        sub.send(Subscribe(1, [("burst", SubscriptionOptions(qos=1))]))
+        assert isinstance(await sub.next(), Suback)
+        pub = await RawClient.connect(port, "pub")
+        count = 3000  # 30x max_queued_messages: without flow control most would be dropped
+        for i in range(count):
+            pub.send(Publish("burst", b"%d" % i, 1, packet_id=i % 60000 + 1))
+        await pub.writer.drain()
+        got: list[bytes] = []
+        while len(got) < count:
+            msg = await sub.next()
+            if isinstance(msg, Publish):
+                got.append(msg.payload)
+                sub.send(Puback(msg.packet_id or 0))
+        assert got == [b"%d" % i for i in range(count)]
+        assert server.broker.stats.publish_dropped == 0
+        pub.close()
+        sub.close()
+
+    run(scenario, max_inflight_messages=5, max_queued_messages=100)

@@ -143,6 +143,8 @@ class Broker:
         self.stats = Stats(now)
         self._dirty: list[Connection] = []
         self._now = now
+        self._sys_last: dict[str, str] = {}
+        self._pending_input: list[Connection] = []
         # Sessions whose in-flight backlog currently holds back publishers (value: since when).
         self._throttling: dict[Session, float] = {}
         self._wakeup_pending = False
@@ -176,9 +178,7 @@ class Broker:
         limit = self.settings.max_connections
         if limit >= 0 and len(self.connections) >= limit:
             if self.log.notice and self.settings.connection_messages:
-                self.log.write(
-                    f"Client connection from {peer} denied: max_connections exceeded."
-                )
+                self.log.write(f"Client connection from {peer} denied: max_connections exceeded.")
             conn.state = CLOSED
             sink.close()
             return conn
@@ -194,12 +194,21 @@ class Broker:
             return
         conn.last_seen = now
         self._now = now
+        self.stats.bytes_received += len(data)
+        try:
+            conn.reader.feed(data)
+        except MQTTError as exc:
+            self._fail(conn, exc, now)
+            return
+        if not conn.throttles:
+            self._process(conn, now)
+
+    def _process(self, conn: Connection, now: float) -> None:
+        """Handle the complete packets buffered for ``conn`` until it is held back or closed."""
         stats = self.stats
-        stats.bytes_received += len(data)
         reader = conn.reader
         handlers = self._handlers
         try:
-            reader.feed(data)
             while True:
                 packet = reader.next_packet()
                 if packet is None:
@@ -215,7 +224,8 @@ class Broker:
                     self._on_connect(conn, packet, now)
                 else:
                     raise ProtocolError(f"{type(packet).__name__.upper()} before CONNECT")
-                if conn.state == CLOSED:
+                if conn.state == CLOSED or conn.throttles:
+                    # Held back: the rest stays in the reader until _release lets it go on.
                     return
         except MQTTError as exc:
             self._fail(conn, exc, now)
@@ -253,6 +263,12 @@ class Broker:
     def flush(self) -> None:
         """Write each connection's accumulated output to its sink, once."""
         self._wakeup_pending = False
+        if self._pending_input:
+            pending = self._pending_input
+            self._pending_input = []
+            for conn in pending:
+                if conn.state != CLOSED and not conn.throttles:
+                    self._process(conn, self._now)
         dirty = self._dirty
         if not dirty:
             return
@@ -963,6 +979,13 @@ class Broker:
             conn.throttles -= 1
             if conn.throttles == 0 and conn.state != CLOSED:
                 _call(conn.sink, "resume_reading")
+                if conn.reader.buffered:
+                    # Packets read before the hold are handled at the next flush, outside
+                    # whatever handler released them.
+                    self._pending_input.append(conn)
+                    if not self._wakeup_pending and self.wakeup is not None:
+                        self._wakeup_pending = True
+                        self.wakeup()
 
     def _resend(self, session: Session, conn: Connection) -> None:
         """On reconnect: resend unacknowledged PUBLISHes with DUP, and pending PUBRELs."""
@@ -1122,7 +1145,10 @@ class Broker:
             stored=stored,
             stored_bytes=self.retained_store.bytes,
         ):
-            self._route(topic, text.encode(), 0, True, {}, None)
+            # Like mosquitto, a value is published only when it changed since the last time.
+            if self._sys_last.get(topic) != text:
+                self._sys_last[topic] = text
+                self._route(topic, text.encode(), 0, True, {}, None)
 
 
 def _call(sink: Sink, method: str) -> None:
