@@ -151,22 +151,25 @@ def run(options: RunOptions, repo: Path) -> list[Result]:
     results: list[Result] = []
     every: list[Result] = []
     for scenario in options.scenarios:
-        for kind in options.servers:
-            tries: list[Result] = []
-            for attempt in range(max(1, options.repeat)):
+        # Attempts alternate between the servers so that a burst of other load on the machine
+        # does not land on one server's attempts only.
+        tries: dict[str, list[Result]] = {kind.name: [] for kind in options.servers}
+        for attempt in range(max(1, options.repeat)):
+            for kind in options.servers:
                 if options.log:
                     tag = f" #{attempt + 1}" if options.repeat > 1 else ""
                     print(f"[{scenario.key}] {kind.name}{tag} ...", end=" ", flush=True)
                 result = run_one(options, mqbench, scenario, kind, repo)
-                tries.append(result)
+                tries[kind.name].append(result)
                 if options.log:
                     summary = result.error or ", ".join(
                         f"{m.label.split(',')[0]}={m.value(result.data)}" for m in scenario.metrics
                     )
                     print(summary.splitlines()[0], flush=True)
                 time.sleep(0.5)  # let sockets of the last run close
-            every.extend(tries)
-            results.append(best_of(scenario, tries))
+        for kind in options.servers:
+            every.extend(tries[kind.name])
+            results.append(best_of(scenario, tries[kind.name]))
     load = f"{load_before} before, {load_average()} after"
     block = render_block(options, repo, results, started, load)
     if options.log:
@@ -194,7 +197,7 @@ def render_block(
     repo: Path,
     results: list[Result],
     started: dt.datetime,
-    load_before: str,
+    load: str,
 ) -> str:
     """The Markdown the README gets between this group's markers."""
     try:
@@ -212,7 +215,7 @@ def render_block(
     lines = [
         f"### {title}",
         "",
-        f"- Run: {started:%Y-%m-%d %H:%M} UTC; load average (1/5/15 min): {load_before}",
+        f"- Run: {started:%Y-%m-%d %H:%M} UTC; load average (1/5/15 min): {load}",
         f"- Machine: {os.cpu_count()} CPUs ({cpu_model()}), Linux {platform.release()}; " + pinning,
         f"- Versions: {versions}, mqbench {mqbench_v}",
         f"- Command: `{options.command}`",
