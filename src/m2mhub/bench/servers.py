@@ -131,7 +131,9 @@ class M2mhubMqtt(ServerKind):
         uvloop = _python_module_version(self.python, "uvloop")
         py = _first_line([self.python, "-c", "import sys; print(sys.version.split()[0])"])
         loop = f"uvloop {uvloop}" if uvloop != "not installed" else "asyncio loop"
-        return f"{ours} (Python {py}, {loop})"
+        commit = _first_line(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"])
+        at = f" at {commit}" if commit and " " not in commit else ""
+        return f"{ours}{at} (Python {py}, {loop})"
 
 
 class Aedes(ServerKind):
