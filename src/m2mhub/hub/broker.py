@@ -242,7 +242,9 @@ class Broker:
         if conn.state == CLOSED:
             return
         if self.log.notice and self.settings.connection_messages:
-            self.log.write(f"Client {conn.name} closed its connection.")
+            # mosquitto's exact words, "<unknown>" included: a closed probe is not an error.
+            name = conn.client_id if conn.client_id is not None else "<unknown>"
+            self.log.write(f"Client {name} closed its connection.")
         self._close(conn, now, publish_will=True)
 
     def pause_writing(self, conn: Connection) -> None:
