@@ -136,3 +136,17 @@ def test_large_turn_output_waits_in_queue_then_follows() -> None:
     for _ in range(5):
         hub.broker.flush()
     assert len(sub.publishes()) == 600
+
+
+def test_paused_client_with_full_queue_refuses_new_qos0() -> None:
+    hub = Hub(max_queued_messages=2)
+    slow = hub.connected("slow")
+    slow.subscribe(("t", 0))
+    pub = hub.connected("pub")
+    hub.broker.pause_writing(slow.conn)
+    for i in range(5):
+        pub.publish("t", b"%d" % i)
+    assert hub.broker.stats.publish_dropped == 3
+    hub.broker.resume_writing(slow.conn, hub.now)
+    hub.broker.flush()
+    assert [p.payload for p in slow.publishes()] == [b"0", b"1"]  # the oldest are kept

@@ -775,7 +775,12 @@ class Broker:
             if q == 0:
                 if conn is None or conn.paused or len(conn.out) >= OUT_HIGH_WATER:
                     # A paused (slow) client queues QoS 0 too, bounded like QoS 1/2;
-                    # an offline one only with queue_qos0_messages.
+                    # an offline one only with queue_qos0_messages. A full queue refuses
+                    # the new QoS 0 message (as mosquitto does) before allocating anything.
+                    queue = target.queue
+                    if queue is not None and 0 < self._queue_limit <= len(queue):
+                        stats.publish_dropped += 1
+                        continue
                     if conn is not None or self.settings.queue_qos0_messages:
                         if message is None:
                             message = Message(topic, payload, qos, retain, properties)
@@ -872,10 +877,20 @@ class Broker:
         """Encode and send one PUBLISH on its own (queue drains, resends, retained)."""
         message = item.message
         level = conn.protocol_level
-        props = _forwardable(message.properties) if level == MQTT_5 else None
-        head, tail = encode_publish_parts(
-            message.topic, message.payload, item.qos, item.retain, dup, props, level
-        )
+        v5 = level == MQTT_5
+        # Queued copies of one message (fan-out to slow receivers) share one encoding.
+        key = (v5, item.qos, item.retain, dup)
+        wire = message.wire
+        parts = wire.get(key) if wire is not None else None
+        if parts is None:
+            props = _forwardable(message.properties) if v5 else None
+            parts = encode_publish_parts(
+                message.topic, message.payload, item.qos, item.retain, dup, props, level
+            )
+            if wire is None:
+                wire = message.wire = {}
+            wire[key] = parts
+        head, tail = parts
         out = conn.out
         out += head
         if item.qos:
