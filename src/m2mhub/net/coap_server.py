@@ -1,9 +1,9 @@
 """The asyncio UDP shell around :class:`m2mhub.coap.endpoint.Endpoint`.
 
 One socket and one endpoint per listening address; all share the same :class:`Site`.  Each
-datagram goes straight into the engine and whatever it produced is sent before returning;
-timers are one ``call_at`` per socket, set to the engine's next deadline; render coroutines that
-really suspend run as tasks.
+datagram goes straight into the engine and whatever it produced is sent before the next one is
+read; timers are one ``call_at`` per socket, set to the engine's next deadline; render
+coroutines that really suspend run as tasks.
 
     server = await start_coap_server(site, [("0.0.0.0", 5683), ("::", 5683)])
     ...
@@ -17,8 +17,9 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 
 from m2mhub.coap.endpoint import CoapConfig, Endpoint
 from m2mhub.coap.resource import Site
@@ -26,55 +27,90 @@ from m2mhub.coap.resource import Site
 log = logging.getLogger("m2mhub.coap")
 
 _SOCKET_BUFFER = 4 << 20
+_READ_BATCH = 64
+_MAX_DATAGRAM = 65536
+_MAX_BLOCKED = 10_000
 
 
-class CoapDatagramProtocol(asyncio.DatagramProtocol):
-    """Feeds one UDP socket's datagrams to an :class:`Endpoint` and sends what it produces."""
+class CoapSocket:
+    """Feeds one UDP socket's datagrams to an :class:`Endpoint` and sends what it produces.
 
-    def __init__(self, endpoint: Endpoint, loop: asyncio.AbstractEventLoop) -> None:
+    The socket is read directly from a loop reader callback, up to ``_READ_BATCH`` datagrams per
+    wake-up (asyncio's datagram transport reads one per loop iteration), and replies go out with
+    ``sendto`` straight away; only when the kernel buffer is full are they queued (bounded).
+    """
+
+    def __init__(
+        self, endpoint: Endpoint, sock: socket.socket, loop: asyncio.AbstractEventLoop
+    ) -> None:
         self.endpoint = endpoint
+        self.sock = sock
         self.loop = loop
-        self.transport: asyncio.DatagramTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._flush_soon = False
+        self._blocked: deque[tuple[bytes, Any]] = deque()
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._closing = False
         self.closed = asyncio.Event()
         endpoint.on_wakeup = self._wakeup
+        loop.add_reader(sock.fileno(), self._readable)
 
-    # --- asyncio callbacks ----------------------------------------------------------------------
+    @property
+    def address(self) -> tuple[str, int]:
+        name = self.sock.getsockname()
+        return str(name[0]), int(name[1])
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        ep = self.endpoint
-        ep.datagram_received(data, addr)
-        if ep.outbox:
-            self._send()
-        if ep.deferred:
-            self._run_deferred()
-        if ep._timers:
-            self._arm()
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable and the like: the CON retransmission logic copes.
-        log.debug("coap socket error: %s", exc)
-
-    def connection_lost(self, exc: Exception | None) -> None:
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        fd = self.sock.fileno()
+        self.loop.remove_reader(fd)
+        self.loop.remove_writer(fd)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         for task in list(self._tasks):
             task.cancel()
         self.endpoint.close()
+        self.endpoint.outbox.clear()
+        self.sock.close()
         self.closed.set()
 
-    # --- plumbing -------------------------------------------------------------------------------
+    # --- reading --------------------------------------------------------------------------------
+
+    def _readable(self) -> None:
+        recvfrom = self.sock.recvfrom
+        ep = self.endpoint
+        feed = ep.datagram_received
+        for _ in range(_READ_BATCH):
+            try:
+                data, addr = recvfrom(_MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:  # e.g. an ICMP error reported on the socket
+                log.debug("coap socket error: %s", exc)
+                break
+            try:
+                feed(data, addr)
+            except Exception:  # a bug must not stop the socket
+                log.exception("coap: unexpected error handling a datagram from %s", addr)
+                ep.outbox.clear()
+            if ep.outbox:
+                self._send()
+        if ep.deferred:
+            self._run_deferred()
+        if ep._timers:
+            self._arm()
+
+    # --- sending --------------------------------------------------------------------------------
 
     def flush(self) -> None:
         """Send pending output, start deferred handlers and re-arm the timer."""
         self._flush_soon = False
+        if self._closing:
+            return
         ep = self.endpoint
         if ep.outbox:
             self._send()
@@ -84,17 +120,45 @@ class CoapDatagramProtocol(asyncio.DatagramProtocol):
 
     def _send(self) -> None:
         out = self.endpoint.outbox
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            out.clear()
-            return
-        sendto = transport.sendto
-        for data, peer in out:
-            sendto(data, peer)
+        if self._blocked:
+            self._queue(out)
+        else:
+            sendto = self.sock.sendto
+            for i, (data, peer) in enumerate(out):
+                try:
+                    sendto(data, peer)
+                except (BlockingIOError, InterruptedError):
+                    self._queue(out[i:])
+                    self.loop.add_writer(self.sock.fileno(), self._writable)
+                    break
+                except OSError as exc:
+                    log.debug("coap: cannot send to %s: %s", peer, exc)
         out.clear()
 
+    def _queue(self, items: list[tuple[bytes, Any]]) -> None:
+        room = _MAX_BLOCKED - len(self._blocked)
+        if room < len(items):
+            log.warning("coap: send buffer full, %d datagrams dropped", len(items) - max(room, 0))
+        self._blocked.extend(items[: max(room, 0)])
+
+    def _writable(self) -> None:
+        blocked = self._blocked
+        sendto = self.sock.sendto
+        while blocked:
+            data, peer = blocked[0]
+            try:
+                sendto(data, peer)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.debug("coap: cannot send to %s: %s", peer, exc)
+            blocked.popleft()
+        self.loop.remove_writer(self.sock.fileno())
+
+    # --- timers and deferred handlers -----------------------------------------------------------
+
     def _wakeup(self) -> None:
-        if not self._flush_soon:
+        if not self._flush_soon and not self._closing:
             self._flush_soon = True
             self.loop.call_soon(self.flush)
 
@@ -112,6 +176,8 @@ class CoapDatagramProtocol(asyncio.DatagramProtocol):
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at = None
+        if self._closing:
+            return
         self.endpoint.handle_timer()
         self.flush()
 
@@ -129,7 +195,7 @@ class CoapDatagramProtocol(asyncio.DatagramProtocol):
 
         def finished(t: asyncio.Future[Any]) -> None:
             self._tasks.discard(t)
-            if t.cancelled():
+            if t.cancelled() or self._closing:
                 return
             exc = t.exception()
             try:
@@ -144,31 +210,26 @@ class CoapDatagramProtocol(asyncio.DatagramProtocol):
 class CoapServer:
     """Handle on the listening sockets started by :func:`start_coap_server`."""
 
-    def __init__(self, protocols: list[CoapDatagramProtocol]) -> None:
-        self.protocols = protocols
+    def __init__(self, sockets: list[CoapSocket]) -> None:
+        self.sockets = sockets
+        self._addresses = [s.address for s in sockets]
 
     @property
     def endpoints(self) -> list[Endpoint]:
-        return [p.endpoint for p in self.protocols]
+        return [s.endpoint for s in self.sockets]
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
         """The bound (host, port) of every socket (useful with port 0)."""
-        out = []
-        for p in self.protocols:
-            if p.transport is not None:
-                name = p.transport.get_extra_info("sockname")
-                out.append((str(name[0]), int(name[1])))
-        return out
+        return list(self._addresses)
 
     def close(self) -> None:
-        for p in self.protocols:
-            if p.transport is not None:
-                p.transport.close()
+        for s in self.sockets:
+            s.close()
 
     async def wait_closed(self) -> None:
-        for p in self.protocols:
-            await p.closed.wait()
+        for s in self.sockets:
+            await s.closed.wait()
 
     async def __aenter__(self) -> CoapServer:
         return self
@@ -194,20 +255,14 @@ def _udp_socket(family: int, addr: Any) -> socket.socket:
     return sock
 
 
-async def open_endpoint_socket(
-    endpoint: Endpoint, host: str, port: int
-) -> tuple[asyncio.DatagramTransport, CoapDatagramProtocol]:
+async def open_endpoint_socket(endpoint: Endpoint, host: str, port: int) -> CoapSocket:
     """Bind one UDP socket at (host, port) and run ``endpoint`` on it (servers and clients)."""
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
     if not infos:
         raise OSError(f"cannot resolve {host!r}")
     family, _, _, _, addr = infos[0]
-    sock = _udp_socket(family, addr)
-    transport, protocol = await loop.create_datagram_endpoint(
-        lambda: CoapDatagramProtocol(endpoint, loop), sock=sock
-    )
-    return transport, protocol
+    return CoapSocket(endpoint, _udp_socket(family, addr), loop)
 
 
 async def start_coap_server(
@@ -223,15 +278,13 @@ async def start_coap_server(
     closing the sockets already bound).
     """
     loop = asyncio.get_running_loop()
-    protocols: list[CoapDatagramProtocol] = []
+    sockets: list[CoapSocket] = []
     try:
         for host, port in host_ports:
             endpoint = Endpoint(site, clock=loop.time, config=config)
-            _, protocol = await open_endpoint_socket(endpoint, host, port)
-            protocols.append(protocol)
+            sockets.append(await open_endpoint_socket(endpoint, host, port))
     except BaseException:
-        for p in protocols:
-            if p.transport is not None:
-                p.transport.close()
+        for s in sockets:
+            s.close()
         raise
-    return CoapServer(protocols)
+    return CoapServer(sockets)
