@@ -214,10 +214,12 @@ class Site:
         self._exact: dict[tuple[str, ...], Resource] = {}
         self._prefix: dict[tuple[str, ...], PrefixResource] = {}
         self._longest_prefix = 0
+        self._prefix_cache: dict[tuple[str, ...], tuple[Resource, tuple[str, ...]]] = {}
 
     def add_resource(self, path: Sequence[str], resource: Resource) -> None:
         """Serve ``resource`` at ``path`` (a sequence of segments; ``()`` is the root)."""
         key = tuple(path)
+        self._prefix_cache.clear()
         if isinstance(resource, PrefixResource):
             self._prefix[key] = resource
             self._longest_prefix = max(self._longest_prefix, len(key))
@@ -226,6 +228,7 @@ class Site:
 
     def remove_resource(self, path: Sequence[str]) -> None:
         key = tuple(path)
+        self._prefix_cache.clear()
         self._exact.pop(key, None)
         self._prefix.pop(key, None)
 
@@ -235,10 +238,16 @@ class Site:
         if r is not None:
             return r, ()
         if self._prefix:
+            hit = self._prefix_cache.get(path)
+            if hit is not None:
+                return hit
             for n in range(min(len(path), self._longest_prefix), -1, -1):
                 p = self._prefix.get(path[:n])
                 if p is not None:
-                    return p, path[n:]
+                    if len(self._prefix_cache) >= 4096:
+                        self._prefix_cache.clear()
+                    found = self._prefix_cache[path] = (p, path[n:])
+                    return found
         return None
 
     def resources(self) -> list[tuple[tuple[str, ...], Resource]]:
