@@ -359,6 +359,7 @@ class Broker:
         Raises :class:`TopicNameInvalid` for a bad topic name.
         """
         validate_topic_name(topic)
+        self._now = now
         stats = self.stats
         stats.publish_received += 1
         stats.publish_bytes_received += len(payload)
@@ -407,9 +408,8 @@ class Broker:
                 # A bad CONNECT from a 5.0 client gets a CONNACK with the reason code.
                 self._send_connack(conn, False, exc.reason_code, {}, MQTT_5)
         elif conn.protocol_level == MQTT_5:
+            # (mosquitto 2.0.11 sends it without a "Sending DISCONNECT" log line.)
             self._append(conn, encode(Disconnect(reason_code=exc.reason_code), MQTT_5))
-            if log.debug:
-                log.write(f"Sending DISCONNECT to {conn.name} ({exc.reason_code})")
         if log.notice:
             log.write(f"Client {conn.name} disconnected due to {_failure_kind(exc)} ({reason}).")
         self._close(conn, now, publish_will=True)
