@@ -252,3 +252,18 @@ def test_observer_that_forgot_its_token_is_dropped_on_rst() -> None:
         assert topics._subscribers == {}
 
     run(body)
+
+
+def test_large_values_and_notifications_are_reassembled_from_blocks() -> None:
+    async def body(hub: Hub) -> None:
+        first_value = b"a" * 2500
+        hub.publish("big/value", first_value, retain=True)
+        got = await hub.client.request("GET", hub.uri("/ps/big/value"), block_size=256)
+        assert got.payload == first_value
+        async with hub.client.observe(hub.uri("/ps/big/value")) as obs:
+            assert (await obs.__anext__()).payload == first_value
+            second_value = b"b" * 3000
+            hub.publish("big/value", second_value, retain=True)
+            assert (await obs.__anext__()).payload == second_value
+
+    run(body)
