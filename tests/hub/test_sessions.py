@@ -120,3 +120,16 @@ def test_persistent_client_expiration() -> None:
     hub.advance(1900)
     assert "sub" not in hub.broker.sessions
     assert hub.broker.stats.clients_expired == 1
+
+
+def test_max_queued_bytes_drops_oldest() -> None:
+    hub = Hub(max_queued_bytes=25)
+    _offline_subscriber(hub)
+    pub = hub.connected("pub")
+    for i in range(5):
+        pub.publish_complete("t/a", b"%d" % i * 10, 1, packet_id=i + 1)  # 10 bytes each
+    back = hub.client("sub")
+    back.connect(clean=False)
+    got = [p.payload for p in back.pending if isinstance(p, Publish)]
+    assert got == [b"3" * 10, b"4" * 10]
+    assert hub.broker.stats.publish_dropped == 3

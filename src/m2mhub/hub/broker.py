@@ -156,6 +156,7 @@ class Broker:
         )
         self._max_inflight = settings.max_inflight_messages or 65535
         self._queue_limit = settings.max_queued_messages
+        self._queue_byte_limit = settings.max_queued_bytes
         self._size_limit = settings.message_size_limit
         self._handlers: dict[type, Callable[[Connection, Any, float], None]] = {
             Publish: self._on_publish,
@@ -463,6 +464,7 @@ class Broker:
             tree.remove(topic_filter, session)
         session.subscriptions.clear()
         session.queue = None
+        session.queued_bytes = 0
         session.inflight.clear()
 
     def _expire_sessions(self, now: float) -> None:
@@ -778,7 +780,10 @@ class Broker:
                     # an offline one only with queue_qos0_messages. A full queue refuses
                     # the new QoS 0 message (as mosquitto does) before allocating anything.
                     queue = target.queue
-                    if queue is not None and 0 < self._queue_limit <= len(queue):
+                    if queue is not None and (
+                        0 < self._queue_limit <= len(queue)
+                        or 0 < self._queue_byte_limit < target.queued_bytes + len(payload)
+                    ):
                         stats.publish_dropped += 1
                         continue
                     if conn is not None or self.settings.queue_qos0_messages:
@@ -861,8 +866,14 @@ class Broker:
         if queue is None:
             queue = session.queue = deque()
         limit = self._queue_limit
-        if limit > 0 and len(queue) >= limit:
-            queue.popleft()
+        byte_limit = self._queue_byte_limit
+        size = len(item.message.payload)
+        while queue and (
+            (limit > 0 and len(queue) >= limit)
+            or (byte_limit > 0 and session.queued_bytes + size > byte_limit)
+        ):
+            old = queue.popleft()
+            session.queued_bytes -= len(old.message.payload)
             session.dropped += 1
             self.stats.publish_dropped += 1
             if session.dropped == 1 and self.log.notice:
@@ -870,6 +881,7 @@ class Broker:
                     f"Outgoing messages are being dropped for client {session.client_id}."
                 )
         queue.append(item)
+        session.queued_bytes += size
 
     def _send_publish(
         self, session: Session, conn: Connection, item: Outgoing, mid: int, dup: bool
@@ -947,16 +959,19 @@ class Broker:
             item = queue[0]
             if item.qos == 0:
                 queue.popleft()
+                session.queued_bytes -= len(item.message.payload)
                 self._send_publish(session, conn, item, 0, False)
                 continue
             if len(inflight) >= session.inflight_max:
                 break
             queue.popleft()
+            session.queued_bytes -= len(item.message.payload)
             mid = session.allocate_mid()
             inflight[mid] = item
             self._send_publish(session, conn, item, mid, False)
         if not queue:
             session.queue = None
+            session.queued_bytes = 0
             session.dropped = 0
             session.slow = False
         if session in self._throttling and len(queue) <= session.inflight_max:

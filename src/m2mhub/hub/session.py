@@ -43,6 +43,7 @@ class Session:
         "persistent",
         "protocol_level",
         "queue",
+        "queued_bytes",
         "slow",
         "subscriptions",
         "throttled",
@@ -60,6 +61,7 @@ class Session:
         # Messages waiting for room in the in-flight window or for the client to come back.
         # (None while empty: most sessions never queue, and an empty deque costs ~700 bytes.)
         self.queue: deque[Outgoing] | None = None
+        self.queued_bytes = 0  # payload bytes in the queue (max_queued_bytes)
         # Inbound QoS 2 messages received (PUBREC sent) and not yet released by PUBREL.
         self.inbound: dict[int, Message | None] | None = None
         self.next_mid = 0
