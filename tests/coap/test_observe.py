@@ -254,3 +254,32 @@ def test_deregistration_works_even_when_the_answer_is_an_error() -> None:
     )
     take(ep)
     assert alarm.observer_count() == 0
+
+
+def test_resource_that_skipped_init_can_still_be_observed() -> None:
+    from m2mhub.coap import ObservableResource
+
+    class Lazy(ObservableResource):
+        def __init__(self) -> None:  # no super().__init__()
+            self.value = b"v"
+
+        def render_get(self, request: Message) -> Message:
+            return Message(payload=self.value)
+
+    site, _ = make_site()
+    lazy = Lazy()
+    site.add_resource(("lazy",), lazy)
+    ep = Endpoint(site, clock=FakeClock(), rng=random.Random(1))
+    assert lazy.observer_count() == 0
+    lazy.updated_state()  # nobody yet: nothing happens
+    ep.datagram_received(
+        encode(Message(CON, Code.GET, 1, b"t", uri_path=["lazy"], observe=1)), CLIENT
+    )
+    ep.datagram_received(
+        encode(Message(CON, Code.GET, 2, b"t", uri_path=["lazy"], observe=0)), CLIENT
+    )
+    take(ep)
+    assert lazy.observer_count() == 1
+    lazy.updated_state()
+    [(n, _)] = take(ep)
+    assert n.observe == 1 and n.payload == b"v"

@@ -677,9 +677,16 @@ class Endpoint:
         state = self._block1.get(key)
         now = self.clock()
         if num == 0:
-            if state is None and len(self._block1) >= self.config.max_block1_transfers:
-                oldest = next(iter(self._block1))
-                del self._block1[oldest]
+            uploads = self._block1
+            if state is None and len(uploads) >= self.config.max_block1_transfers:
+                del uploads[next(iter(uploads))]
+            # uploads abandoned for longer than EXCHANGE_LIFETIME go (oldest first)
+            lifetime = self.config.exchange_lifetime
+            while uploads:
+                first = next(iter(uploads))
+                if now - uploads[first].since < lifetime:
+                    break
+                del uploads[first]
             state = self._block1[key] = _Block1(szx, now)
             state.data.clear()
         elif state is None or num * size != len(state.data):

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 from m2mhub.coap import options as o
 from m2mhub.coap.message import Message, encode_tail
 from m2mhub.coap.options import Code
+from m2mhub.coap.resource import ObservableResource
 
 if TYPE_CHECKING:
     from m2mhub.coap.endpoint import Endpoint, _Outgoing
-    from m2mhub.coap.resource import ObservableResource
 
 log = logging.getLogger("m2mhub.coap")
 
@@ -67,6 +67,8 @@ class Observer:
 def add_observer(observer: Observer) -> bool:
     """Register (or refresh) an observation; False if the endpoint's limit is reached."""
     resource = observer.resource
+    if "_observations" not in resource.__dict__:  # a subclass that skipped __init__
+        ObservableResource.__init__(resource)
     table = resource._observations.get(observer.subpath)
     if table is None:
         table = resource._observations[observer.subpath] = {}
@@ -87,7 +89,8 @@ def add_observer(observer: Observer) -> bool:
 def remove_observer(observer: Observer, reason: str) -> None:
     """End an observation (RST, Observe=1, failed CON notification, error notification)."""
     resource = observer.resource
-    table = resource._observations.get(observer.subpath)
+    observations = resource.__dict__.get("_observations")
+    table = observations.get(observer.subpath) if observations else None
     if table is None:
         return
     key = (observer.peer, observer.token)
@@ -105,7 +108,8 @@ def remove_observer(observer: Observer, reason: str) -> None:
 def remove_by_token(
     resource: ObservableResource, subpath: tuple[str, ...], peer: Any, token: bytes
 ) -> None:
-    table = resource._observations.get(subpath)
+    observations = resource.__dict__.get("_observations")
+    table = observations.get(subpath) if observations else None
     if table:
         ob = table.get((peer, token))
         if ob is not None:
@@ -119,7 +123,8 @@ def notify(
     confirmable: bool | None,
 ) -> None:
     """Send one notification to every observer of ``resource``/``subpath``."""
-    table = resource._observations.get(subpath)
+    observations = resource.__dict__.get("_observations")
+    table = observations.get(subpath) if observations else None
     if not table:
         return
     if response is None:

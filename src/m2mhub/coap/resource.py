@@ -189,12 +189,13 @@ class ObservableResource(Resource):
 
     def observer_count(self, subpath: tuple[str, ...] | None = None) -> int:
         """Observers of ``subpath``, or of every subpath when ``None``."""
+        observations = self.__dict__.get("_observations") or {}
         if subpath is None:
-            return sum(len(d) for d in self._observations.values())
-        return len(self._observations.get(subpath, ()))
+            return sum(len(d) for d in observations.values())
+        return len(observations.get(subpath, ()))
 
     def observed_paths(self) -> list[tuple[str, ...]]:
-        return list(self._observations)
+        return list(self.__dict__.get("_observations") or ())
 
     def observation_changed(self, subpath: tuple[str, ...], count: int) -> None:
         """Hook: the number of observers of ``subpath`` is now ``count`` (override as needed)."""
