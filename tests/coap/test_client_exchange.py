@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import random
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from m2mhub.coap.endpoint import Endpoint
 from m2mhub.coap.message import CON, NON, Message, decode
 from m2mhub.coap.options import Code
@@ -99,3 +102,40 @@ def test_timeout_and_reset_are_reported() -> None:
     assert decode(rst).mtype == 3
     w.client.datagram_received(rst, S)
     assert errors == ["timeout", "reset"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.booleans(), min_size=1, max_size=60), st.integers(1, 8))
+def test_lossy_wire_each_request_runs_once_and_ends_once(losses: list[bool], n: int) -> None:
+    """Datagrams are lost per the drawn pattern; retransmission and dedup keep it exactly-once."""
+    w = Wire()
+    pattern = iter(losses)
+    ends: dict[int, list[object]] = {i: [] for i in range(n)}
+    for i in range(n):
+        w.client.request(
+            Message(CON, Code.GET, uri_path=["counter"]),
+            S,
+            lambda m, e, i=i: ends[i].append(m.payload if m else e),
+        )
+
+    def deliver(src: Endpoint, dst: Endpoint, peer: tuple[str, int]) -> None:
+        items = src.outbox[:]
+        src.outbox.clear()
+        for data, _ in items:
+            if not next(pattern, False):
+                dst.datagram_received(data, peer)
+
+    for _ in range(200):
+        while w.client.outbox or w.server.outbox:
+            deliver(w.client, w.server, C)
+            deliver(w.server, w.client, S)
+        deadlines = [d for d in (w.client.next_deadline(), w.server.next_deadline()) if d]
+        if not deadlines:
+            break
+        w.clock.now = min(deadlines)
+        w.client.handle_timer()
+        w.server.handle_timer()
+    assert all(len(v) == 1 for v in ends.values()), ends
+    payloads = [v[0] for v in ends.values() if isinstance(v[0], bytes)]
+    assert len(set(payloads)) == len(payloads)  # no request answered twice with a new run
+    assert w.res["counter"].calls <= n
