@@ -10,14 +10,16 @@ from typing import Any
 import pytest
 
 from m2mhub.client import (
+    ConnectionLostError,
     ConnectionRefusedByBroker,
     Message,
     MQTTClient,
     MQTTClientError,
     Will,
 )
+from m2mhub.client.debug_log import packet_log_lines
 from m2mhub.mqtt.packets import Packet, Pingresp
-from tests.support import free_tcp_port, mosquitto_broker
+from tests.support import Proc, free_tcp_port, mosquitto_broker
 
 pytestmark = pytest.mark.interop
 
@@ -215,3 +217,72 @@ def test_many_pipelined_qos1_messages_respect_the_window(broker_port: int) -> No
             assert got == [str(n).encode() for n in range(200)]
 
     run(main())
+
+
+class _CuttableProxy:
+    """A TCP proxy to the broker whose client-to-broker direction can be muted, then cut."""
+
+    def __init__(self, broker_port: int) -> None:
+        self.broker_port = broker_port
+        self.mute_upstream = False
+        self.writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.broker_port)
+        self.writers += [writer, up_writer]
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, up: bool) -> None:
+            while data := await src.read(65536):
+                if not (up and self.mute_upstream):
+                    dst.write(data)
+
+        await asyncio.gather(
+            pipe(reader, up_writer, True), pipe(up_reader, writer, False), return_exceptions=True
+        )
+
+    def cut(self) -> None:
+        for writer in self.writers:
+            writer.transport.abort()
+        assert self.server is not None
+        self.server.close()
+
+
+def test_unacknowledged_publish_is_resent_with_dup_after_reconnect(tmp_path: Path) -> None:
+    """A QoS 1 message lost on the way is sent again, DUP set, when the session resumes."""
+
+    async def main(port: int, log: Proc) -> None:
+        lines: list[str] = []
+
+        def on_packet(direction: str, packet: Packet, client_id: str) -> None:
+            lines.extend(packet_log_lines(direction, packet, client_id))
+
+        async with MQTTClient() as watcher:
+            await watcher.connect("127.0.0.1", port)
+            await watcher.subscribe([("client/dup", 1)])
+            proxy = _CuttableProxy(port)
+            proxy_port = await proxy.start()
+            client = MQTTClient(on_packet=on_packet)
+            await client.connect("127.0.0.1", proxy_port, "dup-client", clean_session=False)
+            proxy.mute_upstream = True
+            pending = client.publish_nowait("client/dup", b"once", qos=1)
+            proxy.cut()
+            with pytest.raises(ConnectionLostError):
+                await pending
+            assert await client.connect("127.0.0.1", port, "dup-client", clean_session=False)
+            message = await _next(watcher)
+            assert (message.topic, message.payload) == ("client/dup", b"once")
+            await client.disconnect()
+            await client.connect("127.0.0.1", port, "dup-client", clean_session=True)
+            await client.disconnect()
+        resent = "Client dup-client sending PUBLISH (d1, q1, r0, m1, 'client/dup', ... (4 bytes))"
+        assert lines.count(resent) == 1
+        assert "Client dup-client received PUBACK (Mid: 1, RC:0)" in lines
+        log.wait_for_line("Received PUBLISH from dup-client (d1, q1, r0, m1, 'client/dup'")
+
+    with mosquitto_broker(tmp_path) as (log, port):
+        run(main(port, log))
