@@ -759,12 +759,17 @@ class Broker:
         matches = self.tree.match(topic)
         if not matches:
             return
-        encoded: dict[tuple[bool, int, bool], tuple[bytes, bytes]] = {}
+        # Encodings by (5.0?, qos, retain); the last one used is kept in locals because
+        # nearly every fan-out needs just one.
+        encoded: dict[tuple[bool, int, bool], tuple[bytes, bytes]] | None = None
+        last_key: tuple[bool, int, bool] | None = None
+        last_parts: tuple[bytes, bytes] = (b"", b"")
         message: Message | None = None
         forward: dict[int, Any] | None = None
         stats = self.stats
-        log = self.log
+        debug = self.log.debug
         upgrade = self.settings.upgrade_outgoing_qos
+        sent = 0
         for target, sub_qos, options in matches:
             q = sub_qos if upgrade else (qos if qos < sub_qos else sub_qos)
             if type(target) is not Session:
@@ -795,22 +800,34 @@ class Broker:
                     continue
                 v5 = conn.protocol_level == MQTT_5
                 key = (v5, 0, r)
-                parts = encoded.get(key)
-                if parts is None:
-                    if v5 and forward is None:
-                        forward = _forwardable(properties)
-                    head, tail = encode_publish_parts(
-                        topic, payload, 0, r, False, forward if v5 else None, conn.protocol_level
-                    )
-                    parts = encoded[key] = (head + tail, b"")
+                if key == last_key:
+                    parts = last_parts
+                else:
+                    found = encoded.get(key) if encoded is not None else None
+                    if found is None:
+                        if v5 and forward is None:
+                            forward = _forwardable(properties)
+                        head, tail = encode_publish_parts(
+                            topic,
+                            payload,
+                            0,
+                            r,
+                            False,
+                            forward if v5 else None,
+                            conn.protocol_level,
+                        )
+                        found = (head + tail, b"")
+                        if encoded is None:
+                            encoded = {}
+                        encoded[key] = found
+                    parts = last_parts = found
+                    last_key = key
                 conn.out += parts[0]
-                stats.messages_sent += 1
-                stats.publish_sent += 1
-                stats.publish_bytes_sent += len(payload)
+                sent += 1
                 if not conn.dirty:
                     self._mark_dirty(conn)
-                if log.debug:
-                    log.write(
+                if debug:
+                    self.log.write(
                         f"Sending PUBLISH to {target.client_id} (d0, q0, r{int(r)}, m0, "
                         f"'{topic}', ... ({len(payload)} bytes))"
                     )
@@ -839,27 +856,37 @@ class Broker:
             target.inflight[mid] = item
             v5 = conn.protocol_level == MQTT_5
             key = (v5, q, r)
-            parts = encoded.get(key)
-            if parts is None:
-                if v5 and forward is None:
-                    forward = _forwardable(properties)
-                parts = encoded[key] = encode_publish_parts(
-                    topic, payload, q, r, False, forward if v5 else None, conn.protocol_level
-                )
+            if key == last_key:
+                parts = last_parts
+            else:
+                found = encoded.get(key) if encoded is not None else None
+                if found is None:
+                    if v5 and forward is None:
+                        forward = _forwardable(properties)
+                    found = encode_publish_parts(
+                        topic, payload, q, r, False, forward if v5 else None, conn.protocol_level
+                    )
+                    if encoded is None:
+                        encoded = {}
+                    encoded[key] = found
+                parts = last_parts = found
+                last_key = key
             out = conn.out
             out += parts[0]
             out += mid.to_bytes(2, "big")
             out += parts[1]
-            stats.messages_sent += 1
-            stats.publish_sent += 1
-            stats.publish_bytes_sent += len(payload)
+            sent += 1
             if not conn.dirty:
                 self._mark_dirty(conn)
-            if log.debug:
-                log.write(
+            if debug:
+                self.log.write(
                     f"Sending PUBLISH to {target.client_id} (d0, q{q}, r{int(r)}, m{mid}, "
                     f"'{topic}', ... ({len(payload)} bytes))"
                 )
+        if sent:
+            stats.messages_sent += sent
+            stats.publish_sent += sent
+            stats.publish_bytes_sent += sent * len(payload)
 
     def _enqueue(self, session: Session, item: Outgoing) -> None:
         queue = session.queue
