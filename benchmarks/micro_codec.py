@@ -128,6 +128,8 @@ def main() -> None:
         for qos in (0, 1):
             cases.append((f"decode PUBLISH {v} qos{qos} (64 KiB reads)",
                           decode_case(level, qos, 65536)))  # fmt: skip
+        cases.append((f"decode PUBLISH {v} qos0 (4000-byte reads, split packets)",
+                      decode_case(level, 0, 4000)))  # fmt: skip
         cases.append((f"decode PUBLISH {v} qos1 (1 packet per read)",
                       decode_case(level, 1, len(encode(Publish(TOPIC, PAYLOAD, 1, packet_id=1),
                                                        level)))))  # fmt: skip

@@ -100,10 +100,11 @@ def test_stream_of_all_packets(level: int) -> None:
 @pytest.mark.parametrize("level", LEVELS)
 def test_large_publish_spanning_many_reads(level: int) -> None:
     big = Publish("big/payload", bytes(range(256)) * 4096, 1, packet_id=9)
-    wire = encode(Publish("a", b"1"), level) + encode(big, level) + encode(Puback(9), level)
+    small = Publish("s", b"2", 1, packet_id=10)
+    wire = b"".join(encode(p, level) for p in (Publish("a", b"1"), big, small, Puback(9)))
     reader = PacketReader(level)
     got: list[Packet] = []
     for i in range(0, len(wire), 4096):
         got += reader.feed_all(wire[i : i + 4096])
-    assert got == [Publish("a", b"1"), big, Puback(9)]
+    assert got == [Publish("a", b"1"), big, small, Puback(9)]
     assert all(type(p.payload) is bytes for p in got if isinstance(p, Publish))

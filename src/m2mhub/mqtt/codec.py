@@ -619,7 +619,9 @@ def _decode_publish(buf: _Buf, flags: int, p: int, end: int, level: int) -> Publ
         props = {}
     if type(buf) is bytes:
         payload = buf[p:end]
-    else:  # a packet that spanned reads: copy the payload once, not twice
+    elif end - p < 256:  # small: two quick copies beat a memoryview
+        payload = bytes(buf[p:end])
+    else:  # large, and it spanned reads: copy it once
         with memoryview(buf) as view:
             payload = view[p:end].tobytes()
     # DUP with QoS 0 is tolerated, as mosquitto does.
@@ -894,6 +896,10 @@ _DECODERS: Final[list[Callable[[_Buf, int, int, int, int], Packet] | None]] = [
     _decode_auth,
 ]
 
+# Leftover bytes below this size are joined with the next read into one bytes object; above
+# it (a big packet arriving in pieces) the reader grows a bytearray instead.
+_JOIN_LIMIT: Final = 65536
+
 # Fixed-header byte -> class, for acks whose remaining length is 2.
 _SHORT_ACKS: Final[dict[int, type[Puback] | type[Pubrec] | type[Pubrel] | type[Pubcomp]]] = {
     0x40: Puback,
@@ -945,12 +951,18 @@ class PacketReader:
             raise self._error
         buf = self._buf
         pos = self._pos
-        if pos == len(buf):
+        leftover = len(buf) - pos
+        if not leftover:
             self._buf = data if type(data) is bytes else bytes(data)
+        elif leftover < _JOIN_LIMIT:
+            # Under a flood nearly every read ends inside a packet: joining the small leftover
+            # with the new read keeps decoding on the bytes fast path.
+            self._buf = b"".join((memoryview(buf)[pos:], data))
         elif type(buf) is bytes:
             self._buf = bytearray(memoryview(buf)[pos:])
             self._buf += data
         else:
+            # A big packet arriving over many reads: grow in place so the total stays linear.
             assert isinstance(buf, bytearray)
             if pos:
                 del buf[:pos]  # cheap: CPython moves the bytearray's start
