@@ -139,3 +139,15 @@ def test_lossy_wire_each_request_runs_once_and_ends_once(losses: list[bool], n: 
     payloads = [v[0] for v in ends.values() if isinstance(v[0], bytes)]
     assert len(set(payloads)) == len(payloads)  # no request answered twice with a new run
     assert w.res["counter"].calls <= n
+
+
+def test_unanswered_non_request_times_out_after_exchange_lifetime() -> None:
+    w = Wire()
+    errors: list[str | None] = []
+    w.client.request(Message(NON, Code.GET, uri_path=["counter"]), S, lambda m, e: errors.append(e))
+    w.client.outbox.clear()  # lost
+    deadline = w.client.next_deadline()
+    assert deadline is not None and deadline - w.clock.now == 247.0
+    w.clock.now = deadline
+    w.client.handle_timer()
+    assert errors == ["timeout"] and w.client._exchanges == {}

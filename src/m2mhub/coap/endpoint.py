@@ -178,7 +178,17 @@ class ClientExchange:
     when the peer answered RST).
     """
 
-    __slots__ = ("callback", "done", "endpoint", "last_seq", "observe", "peer", "request", "token")
+    __slots__ = (
+        "callback",
+        "deadline",
+        "done",
+        "endpoint",
+        "last_seq",
+        "observe",
+        "peer",
+        "request",
+        "token",
+    )
 
     def __init__(
         self,
@@ -195,6 +205,7 @@ class ClientExchange:
         self.observe = request.observe == 0
         self.last_seq: int | None = None
         self.done = False
+        self.deadline = 0.0
 
     def cancel(self) -> None:
         """Forget the exchange: a later notification is answered with RST (deregistration)."""
@@ -260,7 +271,7 @@ class Endpoint:
         self._dd_since = clock()
         self._dd_half = max(1, self.config.dedup_capacity // 2)
         self._outstanding: dict[tuple[Any, int], _Outgoing] = {}
-        self._timers: list[tuple[float, int, _Outgoing | _Pending]] = []
+        self._timers: list[tuple[float, int, _Outgoing | _Pending | ClientExchange]] = []
         self._timer_seq = 0
         self._non_cur: dict[tuple[Any, int], Observer] = {}
         self._non_old: dict[tuple[Any, int], Observer] = {}
@@ -317,8 +328,10 @@ class Endpoint:
                 continue
             if isinstance(item, _Outgoing):
                 self._retransmit(item, now)
-            else:
+            elif isinstance(item, _Pending):
                 self._empty_ack_due(item)
+            else:  # a request that never got its (separate or NON) response
+                self._fail_exchange(item, "timeout")
 
     def close(self) -> None:
         """Drop every observation and pending exchange held by this endpoint."""
@@ -340,8 +353,9 @@ class Endpoint:
         """Send a request (CON unless ``msg.mtype`` is NON) and route its responses.
 
         A token is chosen if ``msg.token`` is empty.  With Observe=0 the exchange stays open
-        for notifications until :meth:`ClientExchange.cancel`.  Block-wise transfers are left
-        to the caller (one exchange per block).
+        for notifications until :meth:`ClientExchange.cancel`; any other request fails with
+        ``"timeout"`` when no response came within ``exchange_lifetime``.  Block-wise transfers
+        are left to the caller (one exchange per block).
         """
         if not msg.token:
             while True:
@@ -360,6 +374,10 @@ class Endpoint:
         if msg.mtype == CON:
             out = self._track(peer, msg.mid, data)
             out.exchange = ex
+        if not ex.observe:
+            # NON requests and separate responses have no retransmission to give up on
+            ex.deadline = self.clock() + self.config.exchange_lifetime
+            self._push_timer(ex.deadline, ex)
         return ex
 
     def send_message(self, msg: Message, peer: Any) -> None:
@@ -389,7 +407,7 @@ class Endpoint:
         if self.on_wakeup is not None:
             self.on_wakeup()
 
-    def _push_timer(self, deadline: float, item: _Outgoing | _Pending) -> None:
+    def _push_timer(self, deadline: float, item: _Outgoing | _Pending | ClientExchange) -> None:
         self._timer_seq += 1
         heapq.heappush(self._timers, (deadline, self._timer_seq, item))
 
