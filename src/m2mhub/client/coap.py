@@ -112,12 +112,14 @@ class _Endpoint(asyncio.DatagramProtocol):
 class _Exchange:
     """A request in flight: waits for its ACK and response(s), matched by token."""
 
-    __slots__ = ("acked", "endpoint", "queue", "response", "token")
+    __slots__ = ("acked", "endpoint", "mid_key", "queue", "response", "timer", "token")
 
     def __init__(self, endpoint: _Endpoint, token: bytes, observing: bool) -> None:
         loop = asyncio.get_running_loop()
         self.endpoint = endpoint
         self.token = token
+        self.timer: asyncio.TimerHandle | None = None
+        self.mid_key: tuple[int, int] | None = None
         self.acked: asyncio.Future[None] = loop.create_future()
         self.response: asyncio.Future[Message] = loop.create_future()
         self.queue: asyncio.Queue[Message | BaseException] | None = (
@@ -311,8 +313,9 @@ class CoapClient:
         if self.trace is not None:
             self.trace("send", msg)
 
-    async def _transmit(self, ep: _Endpoint, msg: Message, ex: _Exchange, con: bool) -> None:
-        """Send ``msg``; for a CON, retransmit with backoff until it is acknowledged."""
+    def _send_request(self, ep: _Endpoint, msg: Message, ex: _Exchange, con: bool) -> None:
+        """Send ``msg``; a CON is retransmitted with backoff (a timer, no task) until the
+        exchange is acknowledged, or fails with :class:`RequestTimeout`."""
         msg.mid = self._next_mid()
         if not con:
             msg.mtype = NON
@@ -321,20 +324,48 @@ class CoapClient:
         msg.mtype = CON
         key = (id(ep), msg.mid)
         self._by_mid[key] = ex
-        try:
-            delay = self.ack_timeout * random.uniform(1.0, self.ack_random_factor)
-            for _ in range(self.max_retransmit + 1):
-                ep.send(msg)
-                try:
-                    await asyncio.wait_for(asyncio.shield(ex.acked), delay)
-                    return
-                except TimeoutError:
-                    delay *= 2
-            raise RequestTimeout(
-                f"no answer from {_peer(ep)} after {self.max_retransmit + 1} transmissions"
-            )
-        finally:
-            self._by_mid.pop(key, None)
+        ex.mid_key = key
+        loop = asyncio.get_running_loop()
+        delay = self.ack_timeout * random.uniform(1.0, self.ack_random_factor)
+        left = self.max_retransmit
+
+        def retransmit() -> None:
+            nonlocal delay, left
+            if ex.acked.done():
+                return
+            if left == 0:
+                self._stop_retransmission(ex)
+                ex.fail(
+                    RequestTimeout(
+                        f"no answer from {_peer(ep)} after {self.max_retransmit + 1} transmissions"
+                    )
+                )
+                return
+            left -= 1
+            delay *= 2
+            ep.send(msg)
+            ex.timer = loop.call_later(delay, retransmit)
+
+        ep.send(msg)
+        ex.timer = loop.call_later(delay, retransmit)
+
+    def _stop_retransmission(self, ex: _Exchange) -> None:
+        if ex.timer is not None:
+            ex.timer.cancel()
+            ex.timer = None
+        if ex.mid_key is not None:
+            self._by_mid.pop(ex.mid_key, None)
+            ex.mid_key = None
+
+    async def _transmit(self, ep: _Endpoint, msg: Message, ex: _Exchange, con: bool) -> None:
+        """Send ``msg`` and return once it is acknowledged (at once for a NON)."""
+        self._send_request(ep, msg, ex, con)
+        if con:
+            try:
+                await ex.acked
+            except BaseException:
+                self._stop_retransmission(ex)
+                raise
 
     async def _exchange(
         self, ep: _Endpoint, msg: Message, con: bool, token: bytes | None
@@ -344,9 +375,10 @@ class CoapClient:
         ex = _Exchange(ep, msg.token, observing=False)
         self._by_token[msg.token] = ex
         try:
-            await self._transmit(ep, msg, ex, con)
+            self._send_request(ep, msg, ex, con)
             return await ex.response
         finally:
+            self._stop_retransmission(ex)
             if self._by_token.get(msg.token) is ex:
                 del self._by_token[msg.token]
 
@@ -450,6 +482,7 @@ class CoapClient:
             ex = self._by_mid.get((id(ep), msg.mid or 0))
             if ex is None:
                 return
+            self._stop_retransmission(ex)
             if mtype == RST:
                 ex.fail(ResetReceived(msg.mid or 0))
             elif msg.code == 0:
@@ -481,6 +514,8 @@ class CoapClient:
             self._deliver(ex, msg)
 
     def _deliver(self, ex: _Exchange, msg: Message) -> None:
+        if ex.mid_key is not None:
+            self._stop_retransmission(ex)  # a response also acknowledges the request
         ex.deliver(msg)
 
     def _network_error(self, ep: _Endpoint, exc: Exception) -> None:
