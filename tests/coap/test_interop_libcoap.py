@@ -156,3 +156,14 @@ def test_m2mhub_coap_against_m2mhub_serve(hub: tuple[int, int]) -> None:
     assert m2mhub_coap(topic).stdout == b"42\n"
     missing = m2mhub_coap(uri(hub, "/nothing"))
     assert missing.returncode == 1 and missing.stderr.startswith(b"4.04 Not Found")
+
+
+def test_non_observe_and_accept(hub: tuple[int, int]) -> None:
+    r = coap_client("-N", "-w", "-s", "2", "-m", "get", uri(hub, "/time"))
+    assert len([ln for ln in r.stdout.decode().splitlines() if TIME.match(ln)]) >= 2
+    ours = m2mhub_coap("-N", "-s", "2", uri(hub, "/time"))
+    assert ours.returncode == 0
+    assert len([ln for ln in ours.stdout.decode().splitlines() if TIME.match(ln)]) >= 2
+    refused = m2mhub_coap("-A", "json", uri(hub, "/time"))
+    assert refused.returncode == 1 and refused.stderr.startswith(b"4.06 Not Acceptable")
+    assert m2mhub_coap("-A", "text", uri(hub, "/time")).returncode == 0
