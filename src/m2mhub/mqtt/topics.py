@@ -43,6 +43,7 @@ def _check_length_and_nul(
         raise error(f"empty {what}")
     if "\x00" in topic:
         raise error(f"{what} contains U+0000")
+    # At most 4 UTF-8 bytes per character: only long strings need encoding to be measured.
     if len(topic) > MAX_TOPIC_BYTES // 4 and len(topic.encode("utf-8", "surrogatepass")) > (
         MAX_TOPIC_BYTES
     ):
