@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import sys
 from dataclasses import dataclass, field
+from typing import cast
 
 from m2mhub.cli._mqtt_options import (
     COMMON_HELP,
@@ -129,19 +131,34 @@ def _load_payload(opts: PubOptions) -> bytes | None:
 
 
 async def _publish_lines(session: Session, opts: PubOptions) -> None:
-    """-l: one message per stdin line (newline stripped), pipelined like mosquitto_pub."""
+    """-l: one message per stdin line (newline stripped), pipelined like mosquitto_pub.
+
+    stdin is read in chunks of whatever is available, so typed lines go out at once and piped
+    files go out fast.
+    """
     loop = asyncio.get_running_loop()
-    readline = sys.stdin.buffer.readline
-    topic = opts.topics[0]
+    read = cast(io.BufferedReader, sys.stdin.buffer).read1
+    publish = session.client.publish_nowait
+    topic, qos, retain = opts.topics[0], opts.qos, opts.retain
     pending: list[asyncio.Future[int]] = []
+    rest = b""
     while True:
-        line = await loop.run_in_executor(None, readline)
-        if not line:
+        chunk = await loop.run_in_executor(None, read, 65536)
+        if not chunk:
             break
-        if line.endswith(b"\n"):
-            line = line[:-1]
-        pending.append(session.client.publish_nowait(topic, line, opts.qos, opts.retain))
-        pending = [f for f in pending if not f.done() or f.exception() is not None]
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            future = publish(topic, line, qos, retain)
+            if qos:
+                pending.append(future)
+        if len(pending) > 1000:
+            for future in pending:
+                if future.done():
+                    future.result()  # raises if the connection was lost
+            pending = [f for f in pending if not f.done()]
+    if rest:
+        pending.append(publish(topic, rest, qos, retain))
     for future in pending:
         await future
 
