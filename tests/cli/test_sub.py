@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.client.cli_support import normalise, replace_tool_name, run_tool, start_tool
-from tests.support import Proc, free_tcp_port, mosquitto_broker
+from tests.support import Proc, free_tcp_port, mosquitto_broker, require, running, wait_tcp
 
 pytestmark = pytest.mark.interop
 
@@ -249,3 +249,26 @@ def test_usage_errors_match_mosquitto_sub(args: list[str]) -> None:
     assert ours.code == theirs.code == 1
     ours_first = ours.err.strip().splitlines()[0]
     assert ours_first == replace_tool_name(theirs.err).strip().splitlines()[0]
+
+
+def test_reconnects_and_resubscribes_after_the_broker_restarts(tmp_path: Path) -> None:
+    port = free_tcp_port()
+    conf = tmp_path / "restart.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
+    mosquitto = [require("mosquitto"), "-c", str(conf)]
+    with running(mosquitto) as broker:
+        wait_tcp(port)
+        sub = start_sub(port, "-t", "sub/restart", "-v", "-C", "2")
+        try:
+            pub(port, "sub/restart", "-m", "before")
+            sub.wait_for_line("sub/restart before")
+            broker.stop()
+            with running(mosquitto):
+                wait_tcp(port)
+                # mosquitto_sub's behaviour: reconnect, subscribe again (a second SUBACK).
+                sub.wait_for_line("Subscribed (mid:", start=sub.lines.index("sub/restart before"))
+                pub(port, "sub/restart", "-m", "after")
+                assert sub.wait() == 0
+        finally:
+            sub.stop()
+    assert printed(sub) == ["sub/restart before", "sub/restart after"]
