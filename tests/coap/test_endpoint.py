@@ -297,3 +297,25 @@ def test_handler_exception_is_500_and_coap_error_maps_to_its_code() -> None:
     assert [m.code for m, _ in out] == [Code.INTERNAL_SERVER_ERROR, Code.NOT_FOUND]
     assert out[1][0].payload == b"no such thing"
     assert RST == 3  # keep the import honest
+
+
+def test_a_cached_response_message_is_never_modified() -> None:
+    from m2mhub.coap import Resource
+
+    cached = Message(payload=bytes(3000))
+
+    class Cached(Resource):
+        def render_get(self, request: Message) -> Message:
+            return cached
+
+        def render_put(self, request: Message) -> Message:
+            return cached
+
+    ep, _, _ = make_endpoint()
+    assert ep.site is not None
+    ep.site.add_resource(("cached",), Cached())
+    ep.datagram_received(req(path="cached", mid=1), CLIENT)
+    ep.datagram_received(req(Code.PUT, path="cached", mid=2), CLIENT)
+    out = take(ep)
+    assert [m.code for m, _ in out] == [Code.CONTENT, Code.CHANGED]
+    assert cached.code == 0 and cached.options == [] and len(cached.payload) == 3000

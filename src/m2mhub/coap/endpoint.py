@@ -816,6 +816,9 @@ class Endpoint:
         if not isinstance(response, Message):
             log.error("coap: handler returned %r, not a Message", response)
             response = Message(code=Code.INTERNAL_SERVER_ERROR)
+        # resources may hand out the same Message again (a cached representation): never
+        # change theirs
+        response = response.copy()
         code = response.code
         if code == 0:
             code = response.code = _DEFAULT_CODE.get(request.code, Code.CONTENT)

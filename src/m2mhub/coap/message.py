@@ -125,6 +125,19 @@ class Message:
         if location_path is not None:
             self.options.extend((o.LOCATION_PATH, s) for s in location_path)
 
+    def copy(self) -> Message:
+        """A shallow copy with its own options list (payload bytes are shared)."""
+        c: Message = object.__new__(Message)
+        c.mtype = self.mtype
+        c.code = self.code
+        c.mid = self.mid
+        c.token = self.token
+        c.options = list(self.options)
+        c.payload = self.payload
+        c.remote = self.remote
+        c.remaining_path = self.remaining_path
+        return c
+
     # --- generic option access ------------------------------------------------------------------
 
     def get(self, number: int, default: Any = None) -> Any:
