@@ -167,3 +167,18 @@ def test_non_observe_and_accept(hub: tuple[int, int]) -> None:
     refused = m2mhub_coap("-A", "json", uri(hub, "/time"))
     assert refused.returncode == 1 and refused.stderr.startswith(b"4.06 Not Acceptable")
     assert m2mhub_coap("-A", "text", uri(hub, "/time")).returncode == 0
+
+
+def test_bad_datagrams_are_logged_once_and_the_hub_keeps_serving(tmp_path: Path) -> None:
+    import socket
+
+    with hub_serve(tmp_path) as (proc, _, coap_port):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(5)
+            s.sendto(bytes.fromhex("4901abcd") + bytes(9), ("127.0.0.1", coap_port))  # TKL 9
+            reply = s.recv(64)
+            assert reply[0] >> 4 == 0x7 and reply[2:4] == b"\xab\xcd"  # RST, same mid
+        line = proc.wait_for_line("token length 9")
+        assert "RST" in line
+        r = coap_client("-m", "get", f"coap://127.0.0.1:{coap_port}/time")
+        assert TIME.match(r.stdout.decode().strip())

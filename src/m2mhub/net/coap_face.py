@@ -7,13 +7,16 @@
     face.close()
     await face.wait_closed()
 
-It also runs the one timer the resources need: ``/time`` ticks at each full second.
+It also runs the one timer the resources need (``/time`` ticks at each full second) and
+writes the engine's log records (bad datagrams, dropped observers, failing handlers) as lines
+of the broker's log, gated by its log types (error, warning, information, debug).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from typing import Protocol
 
@@ -22,20 +25,64 @@ from m2mhub.coap.endpoint import CoapConfig
 from m2mhub.hub.broker import Broker
 from m2mhub.net.coap_server import CoapServer, start_coap_server
 
+#: The engine logs here (bad datagrams, dropped observers, failing handlers).
+ENGINE_LOG = logging.getLogger("m2mhub.coap")
+
 
 class _Log(Protocol):
+    """What the face needs of :class:`m2mhub.hub.log.BrokerLog`."""
+
     notice: bool
+    error: bool
+    warning: bool
+    information: bool
+    debug: bool
 
     def write(self, text: str) -> None: ...
+
+
+class _ToBrokerLog(logging.Handler):
+    """The engine's log records (logger ``m2mhub.coap``) as lines of the broker's log."""
+
+    def __init__(self, log: _Log) -> None:
+        super().__init__(logging.DEBUG if log.debug else logging.INFO)
+        self.log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log = self.log
+        level = record.levelno
+        wanted = (
+            log.error
+            if level >= logging.ERROR
+            else log.warning
+            if level >= logging.WARNING
+            else log.information
+            if level >= logging.INFO
+            else log.debug
+        )
+        if not wanted:
+            return
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            text += f": {type(exc).__name__}: {exc}"
+        log.write(text)
 
 
 class CoapFace:
     """The running CoAP face: sockets, resources and the ``/time`` ticker."""
 
-    def __init__(self, server: CoapServer, site: HubSite, ticker: asyncio.Task[None]) -> None:
+    def __init__(
+        self,
+        server: CoapServer,
+        site: HubSite,
+        ticker: asyncio.Task[None],
+        handler: logging.Handler | None = None,
+    ) -> None:
         self.server = server
         self.site = site
         self._ticker = ticker
+        self._handler = handler
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -43,6 +90,9 @@ class CoapFace:
         return self.server.addresses
 
     def close(self) -> None:
+        if self._handler is not None:
+            ENGINE_LOG.removeHandler(self._handler)
+            self._handler = None
         self._ticker.cancel()
         self.site.close()
         self.server.close()
@@ -79,5 +129,11 @@ async def start_coap_face(
         for host, port in server.addresses:
             family = "ipv6" if ":" in host else "ipv4"
             log.write(f"Opening {family} CoAP socket on port {port}.")
+    handler = None
+    if log is not None:
+        handler = _ToBrokerLog(log)
+        ENGINE_LOG.addHandler(handler)
+        ENGINE_LOG.setLevel(min(ENGINE_LOG.level or logging.INFO, handler.level))
+        ENGINE_LOG.propagate = False
     ticker = loop.create_task(_tick_every_second(site))
-    return CoapFace(server, site, ticker)
+    return CoapFace(server, site, ticker, handler)
