@@ -100,9 +100,10 @@ def test_receives_live_messages_at_each_qos(port: int, qos: int) -> None:
     assert f"received PUBLISH (d0, q{qos}, r0, m{1 if qos else 0}, '{topic}'" in sub.output()
 
 
-def test_persistent_session_receives_queued_messages(port: int) -> None:
-    topic = "sub/persistent"
-    ident = ["-i", "persist-sub", "-c", "-q", "1"]
+@pytest.mark.parametrize("version", ["311", "5", "31"])
+def test_persistent_session_receives_queued_messages(port: int, version: str) -> None:
+    topic = f"sub/persistent/{version}"
+    ident = ["-i", f"persist-sub-{version}", "-c", "-q", "1", "-V", version]
     first = run_tool("sub", "-p", str(port), "-t", topic, *ident, "-E")
     assert first.code == 0, first.err
     pub(port, topic, "-m", "while away 1", "-q", "1")
@@ -110,8 +111,8 @@ def test_persistent_session_receives_queued_messages(port: int) -> None:
     pub(port, topic, "-m", "qos0 is not queued", "-q", "0")
     again = run_tool("sub", "-p", str(port), "-t", topic, *ident, "-C", "2", "-W", "5")
     assert (again.code, again.lines) == (0, ["while away 1", "while away 2"])
-    # Without -c the session is clean: nothing was kept.
-    run_tool("sub", "-p", str(port), "-t", topic, "-i", "persist-sub", "-E")
+    # End the session so that a rerun starts clean.
+    run_tool("sub", "-p", str(port), "-t", topic, "-i", f"persist-sub-{version}", "-E")
 
 
 def test_no_retained_and_filter_out(port: int) -> None:
