@@ -319,3 +319,10 @@ def test_a_cached_response_message_is_never_modified() -> None:
     out = take(ep)
     assert [m.code for m, _ in out] == [Code.CONTENT, Code.CHANGED]
     assert cached.code == 0 and cached.options == [] and len(cached.payload) == 3000
+
+
+def test_proxy_requests_get_505() -> None:
+    ep, _, _ = make_endpoint()
+    ep.datagram_received(req(path="", mid=1, options=[(o.PROXY_URI, "coap://h/x")]), CLIENT)
+    [(msg, _)] = take(ep)
+    assert msg.code == Code.PROXYING_NOT_SUPPORTED

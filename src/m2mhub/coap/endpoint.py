@@ -635,6 +635,8 @@ class Endpoint:
                 ctx.size2 = True
             elif n == o.SIZE1:
                 size1 = v
+            elif n == o.PROXY_URI or n == o.PROXY_SCHEME:
+                return None, Message(code=Code.PROXYING_NOT_SUPPORTED)
         tpath = tuple(path)
         found = site.lookup(tpath)
         if found is None:
