@@ -219,7 +219,9 @@ class Broker:
                     handler = handlers.get(type(packet))
                     if handler is None:
                         name = type(packet).__name__.upper()
-                        raise ProtocolError("second CONNECT" if name == "CONNECT" else name)
+                        raise ProtocolError(
+                            "second CONNECT" if name == "CONNECT" else f"{name} from a client"
+                        )
                     handler(conn, packet, now)
                 elif isinstance(packet, Connect):
                     self._on_connect(conn, packet, now)
