@@ -193,3 +193,14 @@ def test_help_and_unsupported_options() -> None:
     props = run_tool("pub", "-t", "a", "-m", "b", "-D", "publish", "user-property", "a", "b")
     assert props.code == 1 and "not supported yet" in props.err
     require("mosquitto_pub")
+
+
+def test_connect_error_text_for_several_addresses() -> None:
+    from m2mhub.cli._mqtt_options import connect_error_text
+
+    several = OSError(
+        "Multiple exceptions: [Errno 111] Connect call failed ('::1', 1, 0, 0), "
+        "[Errno 111] Connect call failed ('127.0.0.1', 1)"
+    )
+    assert connect_error_text(several) == "Error: Connection refused"
+    assert connect_error_text(ConnectionRefusedError(111, "x")) == "Error: Connection refused"

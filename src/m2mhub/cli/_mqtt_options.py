@@ -9,6 +9,7 @@ as such instead of being ignored.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import sys
 import urllib.parse
@@ -302,6 +303,10 @@ def connect_error_text(exc: OSError) -> str:
         return "Unable to connect (Lookup error.)."
     if exc.errno is not None:
         return f"Error: {os.strerror(exc.errno)}"
+    # asyncio tried several addresses (e.g. ::1 and 127.0.0.1): report the first errno.
+    found = re.search(r"\[Errno (\d+)\]", str(exc))
+    if found:
+        return f"Error: {os.strerror(int(found.group(1)))}"
     return f"Error: {exc}"
 
 
