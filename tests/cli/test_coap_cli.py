@@ -172,3 +172,26 @@ def test_observe_a_put_resource_sees_changes() -> None:
             assert m2mhub_coap("-m", "put", "-e", "ON", uri).returncode == 0
             obs.wait_for_line("ON")
         assert isinstance(obs, Proc)
+
+
+def test_ctrl_c_ends_an_observation_cleanly() -> None:
+    import signal
+
+    with libcoap_server() as port:
+        args = [*M2MHUB, "coap", "-v", "6", "-s", "60", f"coap://127.0.0.1:{port}/time"]
+        with running(args, env=ENV) as obs:
+            obs.wait_for_line("Observe:0")
+            obs.wait_for_line("c:2.05")
+            obs.popen.send_signal(signal.SIGINT)
+            assert obs.wait(10) == 0
+        assert any("c:GET" in ln and "Observe:1" in ln for ln in obs.lines)  # deregistered
+
+
+def test_observe_without_answer_times_out() -> None:
+    with silent_udp_port() as port:
+        r = m2mhub_coap("-s", "10", "-B", "1", f"coap://127.0.0.1:{port}/time")
+        assert r.returncode == 3
+        assert b"timeout" in r.stderr
+    with libcoap_server() as port:
+        r = m2mhub_coap("-s", "10", f"coap://127.0.0.1:{port}/nothing")
+        assert r.returncode == 1 and r.stderr.startswith(b"4.04")

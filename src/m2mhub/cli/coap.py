@@ -354,15 +354,42 @@ async def _observe(client: CoapClient, opts: Options, printer: Printer) -> int:
         timeout=opts.wait,
     )
     status = EXIT_OK
-    await observation.start()
-    try:
-        async with asyncio.timeout(opts.observe_seconds):
+
+    async def consume() -> None:
+        nonlocal status
+        try:
             async for msg in observation:
                 status = _outcome(msg, printer)
-    except TimeoutError:
-        pass  # the observation time is over: the normal end
+        except TimeoutError:
+            raise RequestTimeout(f"no response within {opts.wait:g} s") from None
+
+    await observation.start()
+    # Ctrl-C or SIGTERM ends the observation like the end of -s: deregister, then exit.
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    handled = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            handled.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+    consumer = asyncio.ensure_future(consume())
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait(
+            {consumer, stopper},
+            timeout=opts.observe_seconds,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
     finally:
+        for task in (consumer, stopper):
+            task.cancel()
+        for sig in handled:
+            loop.remove_signal_handler(sig)
         await observation.cancel(wait=1.0)
+    if consumer.done() and not consumer.cancelled() and consumer.exception() is not None:
+        raise consumer.exception()  # type: ignore[misc]
     return status
 
 
