@@ -11,6 +11,10 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import quote
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from m2mhub.client.coap import CoapClient
 from m2mhub.coap import options as o
@@ -265,5 +269,36 @@ def test_large_values_and_notifications_are_reassembled_from_blocks() -> None:
             second_value = b"b" * 3000
             hub.publish("big/value", second_value, retain=True)
             assert (await obs.__anext__()).payload == second_value
+
+    run(body)
+
+
+segment = st.text(
+    alphabet=st.characters(blacklist_characters="+#/\x00", blacklist_categories=("Cs",)),
+    max_size=12,
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    segments=st.lists(segment, min_size=1, max_size=4).filter(lambda s: any(s)),
+    payload=st.binary(min_size=1, max_size=1500),
+)
+def test_any_topic_and_payload_round_trips_between_coap_and_mqtt(
+    segments: list[str], payload: bytes
+) -> None:
+    topic = "/".join(segments)
+    if topic.startswith("$") or len(topic.encode()) > 255 * 4:
+        return
+
+    async def body(hub: Hub) -> None:
+        mqtt = Recorder()
+        hub.broker.subscribe_internal(topic, mqtt, 1)
+        path = "/ps/" + "/".join(quote(s, safe="") for s in segments)
+        r = await hub.client.request("PUT", hub.uri(path), payload)
+        assert r.code == Code.CHANGED
+        assert mqtt.messages == [(topic, payload, 1)]
+        got = await hub.client.request("GET", hub.uri(path))
+        assert (got.code, got.payload) == (Code.CONTENT, payload)
 
     run(body)
