@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
@@ -25,6 +26,7 @@ class Broker:
         self.kind = kind
         self.proc = proc
         self.port = port
+        self.auth: dict[str, str] = {}  # credentials for helper clients (``barrier``)
 
     def mark(self) -> int:
         """Index of the next log line; pass it to ``lines_since``/``wait_log``."""
@@ -38,6 +40,21 @@ class Broker:
 
     def wait_log(self, needle: str, start: int = 0, timeout: float = 10.0) -> str:
         return self.proc.wait_for_line(needle, timeout=timeout, start=start)
+
+    def barrier(self) -> None:
+        """Return once every log line about earlier events has been read.
+
+        A client connects and disconnects; the broker logs in order, so when its last line is
+        in, so is everything before it.
+        """
+        from tests.interop import raw
+
+        client_id = f"barrier-{uuid.uuid4().hex[:8]}"
+        with raw.RawClient(self.port) as c:
+            assert c.connect(client_id, **self.auth).body[1] == 0
+            c.send(raw.DISCONNECT_BYTES)
+            c.wait_closed()
+        self.wait_log(f"Client {client_id} disconnected")
 
     def alive(self) -> bool:
         return self.proc.popen.poll() is None

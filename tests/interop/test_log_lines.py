@@ -56,7 +56,7 @@ def lab_flow(broker: Broker) -> tuple[list[str], dict[str, list[str]]]:
     while first > 0 and not lines[first].startswith("New connection from"):
         first -= 1
     setup = [line for line in lines[first:subscribed] if line != probe_closed]
-    rest = lines[subscribed:]
+    rest = [line for line in lines[subscribed:] if line != probe_closed]
     by_client: dict[str, list[str]] = {"Sub1": [], "AUTO-ID": [], "": []}
     for line in rest:
         key = "Sub1" if "Sub1" in line else "AUTO-ID" if "AUTO-ID" in line else ""
