@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from m2mhub.client.connection import (
     ClientConnection,
@@ -245,3 +247,40 @@ def test_received_publish_fields() -> None:
     [event] = conn.receive_data(bytes.fromhex("31050001746162"))
     assert isinstance(event, MessageReceived)
     assert event.publish == Publish("t", b"ab", 0, True, False, None, {})
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=200), chunk=st.integers(min_value=1, max_value=16))
+def test_random_bytes_from_a_broker_only_raise_mqtt_errors(data: bytes, chunk: int) -> None:
+    conn = connected()
+    conn.publish("t", b"x", qos=1, now=0.0)
+    conn.publish("t", b"y", qos=2, now=0.0)
+    conn.subscribe([("a/#", 1)], now=0.0)
+    try:
+        for start in range(0, len(data), chunk):
+            conn.receive_data(data[start : start + chunk])
+            conn.handle_timer(float(start))
+    except MQTTError:
+        pass
+
+
+@settings(max_examples=100, deadline=None)
+@given(payloads=st.lists(st.binary(max_size=40), max_size=20), qos=st.integers(0, 2))
+def test_received_messages_survive_any_split(payloads: list[bytes], qos: int) -> None:
+    """A stream of PUBLISH (+PUBREL) packets fed a byte at a time delivers each message once."""
+    from m2mhub.mqtt.codec import encode
+    from m2mhub.mqtt.packets import Pubrel
+
+    stream = b""
+    for n, payload in enumerate(payloads, start=1):
+        stream += encode(Publish("t/x", payload, qos, False, False, n if qos else None), 4)
+        if qos == 2:
+            stream += encode(Pubrel(n), 4)
+    conn = connected()
+    delivered = [
+        event.publish.payload
+        for i in range(len(stream))
+        for event in conn.receive_data(stream[i : i + 1])
+        if isinstance(event, MessageReceived)
+    ]
+    assert delivered == payloads
