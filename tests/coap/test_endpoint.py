@@ -326,3 +326,21 @@ def test_proxy_requests_get_505() -> None:
     ep.datagram_received(req(path="", mid=1, options=[(o.PROXY_URI, "coap://h/x")]), CLIENT)
     [(msg, _)] = take(ep)
     assert msg.code == Code.PROXYING_NOT_SUPPORTED
+
+
+def test_link_format_takes_aiocoap_get_link_description() -> None:
+    from m2mhub.coap import Resource
+
+    class Legacy(Resource):
+        def get_link_description(self) -> dict[str, str]:
+            return {"rt": "legacy.sensor", "title": "ported"}
+
+        def render_get(self, request: Message) -> Message:
+            return Message(payload=b"x")
+
+    ep, _, _ = make_endpoint()
+    assert ep.site is not None
+    ep.site.add_resource(("legacy",), Legacy())
+    ep.datagram_received(req(path=".well-known/core", mid=1, uri_query=["rt=legacy*"]), CLIENT)
+    [(msg, _)] = take(ep)
+    assert msg.payload == b'</legacy>;rt="legacy.sensor";title="ported"'

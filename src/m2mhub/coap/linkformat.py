@@ -59,6 +59,9 @@ def site_links(site: Site) -> list[Link]:
         if resource.hidden:
             continue
         attrs = resource.link_attributes()
+        extra = getattr(resource, "get_link_description", None)  # aiocoap's spelling
+        if callable(extra):
+            attrs = {**attrs, **extra()}
         if isinstance(resource, PrefixResource):
             for sub in resource.link_paths():
                 links.append((href_of(path + tuple(sub)), attrs))
