@@ -195,3 +195,14 @@ def test_observe_without_answer_times_out() -> None:
     with libcoap_server() as port:
         r = m2mhub_coap("-s", "10", f"coap://127.0.0.1:{port}/nothing")
         assert r.returncode == 1 and r.stderr.startswith(b"4.04")
+
+
+def test_names_send_uri_host_unless_minus_u() -> None:
+    with libcoap_server() as port:
+        named = m2mhub_coap("-v", "6", f"coap://localhost:{port}/time")
+        first = named.stdout.decode().splitlines()[0]
+        assert f"[ Uri-Host:localhost, Uri-Port:{port}, Uri-Path:time ]" in first
+        bare = m2mhub_coap("-U", "-v", "6", f"coap://localhost:{port}/time")
+        first = bare.stdout.decode().splitlines()[0]
+        assert first.endswith("[ Uri-Path:time ]")
+        assert bare.returncode == 0

@@ -241,8 +241,6 @@ def parse_args(argv: list[str]) -> Options:
             result.no_uri_host = True
         elif flag == "-w":
             pass  # stdout always gets a newline after each payload
-    if result.no_uri_host:
-        result.uri = result.uri._replace(explicit_port=False)
     return result
 
 
@@ -319,6 +317,7 @@ async def _run(opts: Options) -> int:
         trace=trace,
         local_host=opts.local_host,
         local_port=opts.local_port,
+        send_uri_host=not opts.no_uri_host,
     )
     try:
         if opts.observe_seconds is None:
@@ -363,7 +362,6 @@ async def _observe(client: CoapClient, opts: Options, printer: Printer) -> int:
         except TimeoutError:
             raise RequestTimeout(f"no response within {opts.wait:g} s") from None
 
-    await observation.start()
     # Ctrl-C or SIGTERM ends the observation like the end of -s: deregister, then exit.
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -374,17 +372,25 @@ async def _observe(client: CoapClient, opts: Options, printer: Printer) -> int:
             handled.append(sig)
         except (NotImplementedError, RuntimeError, ValueError):
             pass
-    consumer = asyncio.ensure_future(consume())
     stopper = asyncio.ensure_future(stop.wait())
+    consumer: asyncio.Future[None] | None = None
     try:
+        starter = asyncio.ensure_future(observation.start())
+        await asyncio.wait({starter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if not starter.done():
+            starter.cancel()
+            return status
+        starter.result()  # raises if the registration failed
+        consumer = asyncio.ensure_future(consume())
         await asyncio.wait(
             {consumer, stopper},
             timeout=opts.observe_seconds,
             return_when=asyncio.FIRST_COMPLETED,
         )
     finally:
-        for task in (consumer, stopper):
-            task.cancel()
+        stopper.cancel()
+        if consumer is not None:
+            consumer.cancel()
         for sig in handled:
             loop.remove_signal_handler(sig)
         await observation.cancel(wait=1.0)

@@ -152,7 +152,8 @@ class CoapClient:
     """An asyncio CoAP client endpoint (one UDP socket per peer, opened on first use).
 
     ``trace`` sees every message sent and received (the ``-v`` output of ``m2mhub coap``).
-    ``local_host``/``local_port`` bind the sockets (coap-client's ``-a``/``-p``).
+    ``local_host``/``local_port`` bind the sockets (coap-client's ``-a``/``-p``);
+    ``send_uri_host=False`` never sends Uri-Host/Uri-Port (``-U``).
     """
 
     def __init__(
@@ -164,8 +165,10 @@ class CoapClient:
         max_retransmit: int = MAX_RETRANSMIT,
         local_host: str | None = None,
         local_port: int = 0,
+        send_uri_host: bool = True,
     ) -> None:
         self.trace = trace
+        self.send_uri_host = send_uri_host
         self.ack_timeout = ack_timeout
         self.ack_random_factor = ack_random_factor
         self.max_retransmit = max_retransmit
@@ -175,6 +178,8 @@ class CoapClient:
         self._by_token: dict[bytes, _Exchange] = {}
         self._by_mid: dict[tuple[int, int], _Exchange] = {}
         self._recent_con: OrderedDict[tuple[int, int], Message] = OrderedDict()
+        self._resolved: dict[tuple[str, int], tuple[int, tuple[str, int]]] = {}
+        self._opening = asyncio.Lock()
         self._mid = random.randrange(0x10000)
 
     async def __aenter__(self) -> CoapClient:
@@ -257,9 +262,9 @@ class CoapClient:
     ) -> Message:
         code = METHODS[method.upper()] if isinstance(method, str) else method
         msg = Message(code=code, payload=payload)
-        if not target.is_literal:
+        if self.send_uri_host and not target.is_literal:
             msg.add(o.URI_HOST, target.host)
-        if target.explicit_port and target.port != 5683:
+        if self.send_uri_host and target.explicit_port and target.port != 5683:
             msg.add(o.URI_PORT, target.port)
         for seg in target.path:
             msg.add(o.URI_PATH, seg)
@@ -273,20 +278,43 @@ class CoapClient:
             msg.add(number, value)
         return msg
 
+    async def _resolve(self, target: CoapUri) -> tuple[int, tuple[str, int]]:
+        """(family, (address, port)) of the URI's host: the first address, as coap-client."""
+        name = (target.host, target.port)
+        found = self._resolved.get(name)
+        if found is not None:
+            return found
+        if target.is_literal:
+            family = socket.AF_INET6 if ":" in target.host else socket.AF_INET
+            found = (family, name)
+        else:
+            loop = asyncio.get_running_loop()
+            try:
+                infos = await loop.getaddrinfo(target.host, target.port, type=socket.SOCK_DGRAM)
+            except socket.gaierror as e:
+                raise NetworkError(f"cannot resolve {target.host}: {e.strerror}") from None
+            if not infos:
+                raise NetworkError(f"cannot resolve {target.host}")
+            family, _, _, _, sockaddr = infos[0]
+            found = (family, (str(sockaddr[0]), int(sockaddr[1])))
+        self._resolved[name] = found
+        return found
+
     async def _endpoint(self, target: CoapUri) -> _Endpoint:
-        loop = asyncio.get_running_loop()
-        try:
-            infos = await loop.getaddrinfo(target.host, target.port, type=socket.SOCK_DGRAM)
-        except socket.gaierror as e:
-            raise NetworkError(f"cannot resolve {target.host}: {e.strerror}") from None
-        if not infos:
-            raise NetworkError(f"cannot resolve {target.host}")
-        family, _, _, _, sockaddr = infos[0]
-        remote = (str(sockaddr[0]), int(sockaddr[1]))
+        family, remote = await self._resolve(target)
         key: tuple[Any, ...] = remote
         ep = self._endpoints.get(key)
         if ep is not None:
             return ep
+        async with self._opening:  # one socket per peer, even for concurrent first requests
+            ep = self._endpoints.get(key)
+            if ep is not None:
+                return ep
+            return await self._open(family, remote)
+
+    async def _open(self, family: int, remote: tuple[str, int]) -> _Endpoint:
+        loop = asyncio.get_running_loop()
+        key: tuple[Any, ...] = remote
         local = None
         if self.local_host is not None or self.local_port:
             wildcard = "::" if family == socket.AF_INET6 else "0.0.0.0"
