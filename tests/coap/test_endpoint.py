@@ -344,3 +344,21 @@ def test_link_format_takes_aiocoap_get_link_description() -> None:
     ep.datagram_received(req(path=".well-known/core", mid=1, uri_query=["rt=legacy*"]), CLIENT)
     [(msg, _)] = take(ep)
     assert msg.payload == b'</legacy>;rt="legacy.sensor";title="ported"'
+
+
+def test_a_response_that_cannot_be_encoded_becomes_500() -> None:
+    from m2mhub.coap import Resource
+
+    class Bad(Resource):
+        def render_get(self, request: Message) -> Message:
+            return Message(options=[(o.CONTENT_FORMAT, 1.5)])  # type: ignore[list-item]
+
+    ep, _, _ = make_endpoint()
+    assert ep.site is not None
+    ep.site.add_resource(("bad",), Bad())
+    ep.datagram_received(req(path="bad", mid=1), CLIENT)
+    [(msg, _)] = take(ep)
+    assert (msg.mtype, msg.code, msg.mid) == (ACK, Code.INTERNAL_SERVER_ERROR, 1)
+    ep.datagram_received(req(path="bad", mid=1), CLIENT)  # the duplicate gets the same answer
+    [(again, _)] = take(ep)
+    assert again == msg

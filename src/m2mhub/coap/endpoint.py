@@ -569,7 +569,25 @@ class Endpoint:
             resource, response = None, exc.to_message()
         if response is None:
             return
-        self._reply(msg, peer, key, self._finish(msg, response, resource, ctx), separate=False)
+        self._answer(msg, peer, key, response, resource, ctx, separate=False)
+
+    def _answer(
+        self,
+        request: Message,
+        peer: Any,
+        key: tuple[Any, int],
+        response: Message,
+        resource: Resource | None,
+        ctx: _RequestContext,
+        separate: bool,
+    ) -> None:
+        try:
+            self._reply(
+                request, peer, key, self._finish(request, response, resource, ctx), separate
+            )
+        except Exception:  # a response we cannot encode (bad option value, code out of range)
+            log.exception("coap %s: cannot send the response %r", _p(peer), response)
+            self._reply(request, peer, key, Message(code=Code.INTERNAL_SERVER_ERROR), separate)
 
     def _reply(
         self, request: Message, peer: Any, key: tuple[Any, int], response: Message, separate: bool
@@ -582,7 +600,10 @@ class Endpoint:
         else:
             mtype = CON if separate else NON
             mid = self._next_mid()
-        head = bytes((0x40 | (mtype << 4) | len(token), response.code, mid >> 8, mid & 0xFF))
+        code = response.code
+        if not 0 <= code <= 255:
+            raise ValueError(f"response code {code} out of range")
+        head = bytes((0x40 | (mtype << 4) | len(token), code, mid >> 8, mid & 0xFF))
         if response.options or response.payload:
             data = head + token + encode_tail(response.options, response.payload)
         else:
@@ -790,8 +811,7 @@ class Endpoint:
             else:
                 log.error("coap %s: handler returned %r, not a Message", _p(key[0]), value)
                 response = Message(code=Code.INTERNAL_SERVER_ERROR)
-            final = self._finish(msg, response, resource, ctx)
-            self._reply(msg, key[0], key, final, separate=pending.acked)
+            self._answer(msg, key[0], key, response, resource, ctx, separate=pending.acked)
 
         self.deferred.append((_Resume(it, first), done))
         return None
