@@ -329,10 +329,11 @@ def test_keepalive_timeout_closes_and_sends_will(broker: Broker) -> None:
         assert offender.connect("offender", keepalive=1, will=will).body[1] == 0
         mark = broker.mark()
         silent_since = time.monotonic()
-        assert offender.wait_closed(timeout=10) == []
+        # Closed after 1.5 x keepalive; the margin covers mosquitto, which checks on its own
+        # schedule (~3.8 s here), and a loaded machine.
+        assert offender.wait_closed(timeout=1.5 + 5) == []
         silent_for = time.monotonic() - silent_since
-    # Closed after 1.5 x keepalive (mosquitto checks on its own schedule: ~1.5-4 s).
-    assert silent_for >= 1.0
+    assert silent_for >= 1.0  # never before the keepalive itself
     others.verify(expect_will=b"offender timed out")
     assert_one_log_line(broker, mark, "offender", "timeout|timed out|keep ?alive")
 
