@@ -217,6 +217,10 @@ def test_plain_get_with_wildcard_is_refused() -> None:
     async def body(hub: Hub) -> None:
         r = await hub.client.request("GET", hub.uri("/ps/house/%23"))
         assert r.code == Code.BAD_REQUEST
+        async with hub.client.observe(hub.uri("/ps/house/%23/x")) as obs:
+            refused = await obs.__anext__()
+            assert refused.code == Code.BAD_REQUEST  # "#" must be the last level
+        assert hub.face.site.topics._subscribers == {}
 
     run(body)
 

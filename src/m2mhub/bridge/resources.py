@@ -37,6 +37,7 @@ from m2mhub.coap.resource import (
 )
 from m2mhub.hub.broker import Broker
 from m2mhub.mqtt.errors import MQTTError
+from m2mhub.mqtt.topics import validate_topic_filter
 
 Clock = Callable[[], float]
 
@@ -231,9 +232,13 @@ class TopicResource(ObservablePrefixResource):
                 if sub is not None:
                     self.broker.subscribe_internal(sub.topic_filter, sub, self._wanted_qos[path])
         if _has_wildcard(topic):
-            if observing:
-                return Message(code=Code.CONTENT)
-            raise BadRequest("wildcards only with Observe")
+            if not observing:
+                raise BadRequest("wildcards only with Observe")
+            try:
+                validate_topic_filter(topic)
+            except MQTTError as e:
+                raise BadRequest(str(e) or "invalid topic filter") from None
+            return Message(code=Code.CONTENT)
         retained = self.broker.retained(topic)
         if retained is None:
             if observing:
