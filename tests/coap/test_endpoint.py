@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from m2mhub.coap import options as o
 from m2mhub.coap.endpoint import CoapConfig
 from m2mhub.coap.linkformat import parse_link_format
@@ -362,3 +365,59 @@ def test_a_response_that_cannot_be_encoded_becomes_500() -> None:
     ep.datagram_received(req(path="bad", mid=1), CLIENT)  # the duplicate gets the same answer
     [(again, _)] = take(ep)
     assert again == msg
+
+
+@settings(max_examples=40, deadline=None)
+@given(size=st.integers(0, 5000), szx=st.integers(0, 6))
+def test_block2_reassembles_any_size_with_any_block_size(size: int, szx: int) -> None:
+    from m2mhub.coap import Resource
+
+    data = bytes(i * 7 % 251 for i in range(size))
+
+    class Blob(Resource):
+        def render_get(self, request: Message) -> Message:
+            return Message(payload=data)
+
+    ep, _, _ = make_endpoint()
+    assert ep.site is not None
+    ep.site.add_resource(("blob",), Blob())
+    got = b""
+    for num in range(1000):
+        opts = [(o.URI_PATH, "blob"), (o.BLOCK2, o.block_value(num, False, szx))]
+        ep.datagram_received(req(path="", mid=num, options=opts), CLIENT)
+        [(msg, _)] = take(ep)
+        assert msg.code == Code.CONTENT
+        got += msg.payload
+        if msg.block2 is None or not msg.block2[1]:
+            break
+    assert got == data
+
+
+def test_other_methods_get_their_default_codes() -> None:
+    from m2mhub.coap import Resource
+
+    class All(Resource):
+        def render_fetch(self, request: Message) -> Message:
+            return Message(payload=request.payload)
+
+        def render_patch(self, request: Message) -> Message:
+            return Message()
+
+        def render_ipatch(self, request: Message) -> Message:
+            return Message()
+
+        def render_delete(self, request: Message) -> Message:
+            return Message()
+
+    ep, _, _ = make_endpoint()
+    assert ep.site is not None
+    ep.site.add_resource(("all",), All())
+    for mid, code in enumerate((Code.FETCH, Code.PATCH, Code.IPATCH, Code.DELETE, Code.GET)):
+        ep.datagram_received(req(code, path="all", mid=mid, payload=b"q"), CLIENT)
+    assert [m.code for m, _ in take(ep)] == [
+        Code.CONTENT,
+        Code.CHANGED,
+        Code.CHANGED,
+        Code.DELETED,
+        Code.METHOD_NOT_ALLOWED,
+    ]
