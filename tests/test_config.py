@@ -260,9 +260,10 @@ def test_user_is_ignored_with_a_notice() -> None:
 
 
 def test_settings_the_broker_does_not_act_on_yet_warn() -> None:
-    config = parse("persistence true\nupgrade_outgoing_qos true\n")
+    config = parse("persistence true\nmax_inflight_bytes 1000\nupgrade_outgoing_qos true\n")
     assert any("'persistence' is accepted but not acted on" in text for text in config.warnings)
-    assert any("'upgrade_outgoing_qos'" in text for text in config.warnings)
+    assert any("'max_inflight_bytes'" in text for text in config.warnings)
+    assert not any("upgrade_outgoing_qos" in text for text in config.warnings)
     assert parse("persistence false\n").warnings == []
 
 

@@ -138,9 +138,7 @@ UNSUPPORTED_PREFIXES = ("auth_opt_", "plugin_opt_")
 # Settings the parser accepts and validates but the broker core does not act on yet: a
 # non-default value gets a start-up warning instead of silently doing nothing.
 NOT_YET_ENFORCED = (
-    "max_queued_bytes",
     "max_inflight_bytes",
-    "upgrade_outgoing_qos",
     "persistence",
 )
 
