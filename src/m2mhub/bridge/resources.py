@@ -322,8 +322,16 @@ class HubSite(Site):
         self.topics.close()
 
 
-def build_hub_site(broker: Broker, clock: Clock, wall_clock: Clock = time.time) -> HubSite:
-    """The hub's CoAP resources over ``broker``; ``clock`` is the broker's (loop) clock."""
+def build_hub_site(
+    broker: Broker, clock: Clock = time.monotonic, wall_clock: Clock = time.time
+) -> HubSite:
+    """The hub's CoAP resources over ``broker``.
+
+    ``clock`` is the broker's clock (the event loop's ``loop.time``, which is monotonic);
+    ``wall_clock`` feeds ``/time``.  Serve it with
+    ``await start_coap_server(build_hub_site(broker), [("127.0.0.1", 5683), ("::1", 5683)])``,
+    or let :func:`m2mhub.net.coap_face.start_coap_face` do that and tick ``/time``.
+    """
     return HubSite(broker, clock, wall_clock)
 
 
