@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from m2mhub.mqtt.packets import PacketType
+import pytest
+
+from m2mhub.mqtt import codec
+from m2mhub.mqtt.errors import MalformedPacket
+from m2mhub.mqtt.packets import (
+    Auth,
+    Connack,
+    Disconnect,
+    PacketType,
+    Puback,
+    Pubcomp,
+    Pubrec,
+    Pubrel,
+    Unsuback,
+)
 from m2mhub.mqtt.properties import (
     PROPERTIES,
     PROPERTY_TABLE,
@@ -59,3 +73,66 @@ def test_connack_strings_are_mosquittos() -> None:
     )
     assert connack_string(ConnackReturnCode.NOT_AUTHORIZED) == "Connection Refused: not authorised."
     assert connack_string(9) == "Connection Refused: unknown reason."
+
+
+def _sample(prop_type: PropertyType) -> object:
+    return {
+        PropertyType.BYTE: 1,
+        PropertyType.TWO_BYTE_INT: 7,
+        PropertyType.FOUR_BYTE_INT: 70000,
+        PropertyType.VARINT: 300,
+        PropertyType.UTF8: "text",
+        PropertyType.UTF8_PAIR: ("k", "v"),
+        PropertyType.BINARY: b"\x00\x01",
+    }[prop_type]
+
+
+def _one(prop_id: int) -> dict[int, object]:
+    prop = PROPERTIES[prop_id]
+    value = _sample(prop.type)
+    return {prop_id: [value] if prop.repeatable else value}
+
+
+# Packets whose wire form is "<fixed header> <prefix> <properties>" when given properties.
+_CARRIERS = {
+    PacketType.PUBACK: ("40", "0001 00"),
+    PacketType.PUBREC: ("50", "0001 00"),
+    PacketType.PUBREL: ("62", "0001 00"),
+    PacketType.PUBCOMP: ("70", "0001 00"),
+    PacketType.DISCONNECT: ("e0", "00"),
+    PacketType.AUTH: ("f0", "00"),
+    PacketType.CONNACK: ("20", "00 00"),
+    PacketType.UNSUBACK: ("b0", "0001"),
+}
+
+
+def test_the_table_decides_what_each_packet_may_carry() -> None:
+    """Both directions: encode refuses and decode rejects exactly what the table forbids."""
+    make = {
+        PacketType.PUBACK: lambda p: Puback(1, 0, p),
+        PacketType.PUBREC: lambda p: Pubrec(1, 0, p),
+        PacketType.PUBREL: lambda p: Pubrel(1, 0, p),
+        PacketType.PUBCOMP: lambda p: Pubcomp(1, 0, p),
+        PacketType.DISCONNECT: lambda p: Disconnect(0, p),
+        PacketType.AUTH: lambda p: Auth(0, p),
+        PacketType.CONNACK: lambda p: Connack(False, 0, p),
+        PacketType.UNSUBACK: lambda p: Unsuback(1, [], p),
+    }
+    checked = 0
+    for prop in PROPERTY_TABLE:
+        props = _one(prop.id)
+        block = codec._encode_properties(props, next(iter(prop.allowed)))
+        for ptype, (first, prefix) in _CARRIERS.items():
+            body = bytes.fromhex(prefix) + block
+            wire = bytes.fromhex(first) + bytes((len(body),)) + body
+            if ptype in prop.allowed:
+                packet = codec.decode(wire, 5)
+                assert packet.properties == props  # type: ignore[union-attr]
+                assert codec.encode(make[ptype](props), 5) == wire
+            else:
+                with pytest.raises(MalformedPacket):
+                    codec.decode(wire, 5)
+                with pytest.raises(ValueError):
+                    codec.encode(make[ptype](props), 5)
+            checked += 1
+    assert checked == 27 * len(_CARRIERS)
