@@ -182,3 +182,18 @@ def test_bad_datagrams_are_logged_once_and_the_hub_keeps_serving(tmp_path: Path)
         assert "RST" in line
         r = coap_client("-m", "get", f"coap://127.0.0.1:{coap_port}/time")
         assert TIME.match(r.stdout.decode().strip())
+
+
+@pytest.mark.parametrize(
+    ("method", "shown"), [("fetch", "FETCH"), ("patch", "PATCH"), ("ipatch", "iPATCH")]
+)
+def test_m2mhub_coap_sends_every_method_like_coap_client(
+    hub: tuple[int, int], method: str, shown: str
+) -> None:
+    ours = m2mhub_coap("-v", "6", "-m", method, "-e", "x", uri(hub, "/time"))
+    theirs = coap_client("-v", "6", "-m", method, "-e", "x", uri(hub, "/time"))
+    mine, libcoap = ours.stdout.decode().splitlines()[0], theirs.stdout.decode().splitlines()[0]
+    token_and_mid = re.compile(r"i:[0-9a-f]{4} \{[0-9a-f]*\}")
+    assert token_and_mid.sub("", mine) == token_and_mid.sub("", libcoap)
+    assert f"c:{shown} " in mine
+    assert ours.returncode == 1 and ours.stderr.startswith(b"4.05")
