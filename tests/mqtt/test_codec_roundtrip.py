@@ -108,3 +108,17 @@ def test_large_publish_spanning_many_reads(level: int) -> None:
         got += reader.feed_all(wire[i : i + 4096])
     assert got == [Publish("a", b"1"), big, small, Puback(9)]
     assert all(type(p.payload) is bytes for p in got if isinstance(p, Publish))
+
+
+def test_topic_cache_stays_bounded() -> None:
+    from m2mhub.mqtt import codec
+
+    reader = PacketReader(4)
+    for i in range(codec._TOPIC_CACHE_SIZE + 10):
+        reader.feed(encode(Publish(f"t/{i}", b""), 4))
+        assert reader.next_packet() == Publish(f"t/{i}", b"")
+    long_topic = "x" * 1000
+    reader.feed(encode(Publish(long_topic, b""), 4))
+    assert reader.next_packet() == Publish(long_topic, b"")
+    assert len(codec._topic_cache) <= codec._TOPIC_CACHE_SIZE
+    assert long_topic.encode() not in codec._topic_cache

@@ -563,6 +563,7 @@ def _check_topic_name_slow(topic: str) -> None:
 # Topic names already decoded and checked, keyed by their wire bytes: brokers see the same
 # few topics again and again. Cleared when full rather than evicted one by one.
 _TOPIC_CACHE_SIZE: Final = 4096
+_TOPIC_CACHE_MAX_BYTES: Final = 256  # bounds the cache's memory to about 4096 * 2 * 256 bytes
 _topic_cache: dict[bytes, str] = {}
 _topic_cache_get = _topic_cache.get
 
@@ -575,9 +576,10 @@ def _decode_topic_name(raw: _Buf) -> str:
     # Fast path: printable ASCII without wildcards (isprintable() is False for C0 and DEL).
     if not (topic.isascii() and topic.isprintable()) or "+" in topic or "#" in topic:
         _check_topic_name_slow(topic)
-    if len(_topic_cache) >= _TOPIC_CACHE_SIZE:
-        _topic_cache.clear()
-    _topic_cache[bytes(raw)] = topic
+    if len(raw) <= _TOPIC_CACHE_MAX_BYTES:
+        if len(_topic_cache) >= _TOPIC_CACHE_SIZE:
+            _topic_cache.clear()
+        _topic_cache[bytes(raw)] = topic
     return topic
 
 
