@@ -204,3 +204,52 @@ def test_connect_error_text_for_several_addresses() -> None:
     )
     assert connect_error_text(several) == "Error: Connection refused"
     assert connect_error_text(ConnectionRefusedError(111, "x")) == "Error: Connection refused"
+
+
+PUBLISH_PROPERTIES = [
+    *("-D", "publish", "user-property", "k", "v"),
+    *("-D", "publish", "user-property", "k2", "v2"),
+    *("-D", "publish", "content-type", "text/plain"),
+    *("-D", "publish", "correlation-data", "abc"),
+    *("-D", "publish", "response-topic", "r/t"),
+    *("-D", "publish", "payload-format-indicator", "1"),
+    *("-D", "connect", "session-expiry-interval", "30"),
+    *("-D", "will", "user-property", "w", "x"),
+]
+
+
+@pytest.mark.parametrize("tool", ["mosquitto_pub", "pub"])
+def test_mqtt5_properties_reach_a_subscriber(port: int, tool: str) -> None:
+    topic = f"pub/props/{tool}"
+    # -D implies MQTT 5, as with mosquitto_pub.
+    sent = run_tool(tool, "-p", str(port), "-t", topic, "-m", "x", "-r", *PUBLISH_PROPERTIES)
+    assert sent.code == 0, sent.err
+    got = run_tool(
+        "mosquitto_sub", "-p", str(port), "-t", topic, "-V", "5", "-C", "1",
+        "-F", "%C|%D|%F|%P|%R",
+    )  # fmt: skip
+    assert got.lines == ["text/plain|abc|1|k:v k2:v2|r/t"]
+    run_tool("pub", "-p", str(port), "-t", topic, "-n", "-r")
+
+
+def test_debug_output_with_properties_matches_mosquitto_pub(port: int) -> None:
+    theirs, ours = both("-d", "-p", str(port), "-t", "pub/props/d", "-m", "x", *PUBLISH_PROPERTIES)
+    assert ours == theirs
+    assert ours[1].startswith("Client auto-") or ours[1] == "Client <id> received CONNACK (0)"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-D", "publish", "user-property", "a"],
+        ["-D", "publish", "foo", "1"],
+        ["-D", "foo", "user-property", "a", "b"],
+        ["-D", "connect", "topic-alias", "1"],
+        ["-D", "publish"],
+    ],
+)
+def test_property_errors_match_mosquitto_pub(args: list[str]) -> None:
+    theirs = run_tool("mosquitto_pub", "-t", "a", "-m", "x", *args)
+    ours = run_tool("pub", "-t", "a", "-m", "x", *args)
+    assert ours.code == theirs.code == 1
+    assert ours.err.splitlines()[0] == theirs.err.splitlines()[0]

@@ -240,6 +240,7 @@ def test_unreachable_broker() -> None:
         ["-t", "a", "-F"],
         ["-t", "a", "-q", "3"],
         ["-t", "a", "-R", "--retained-only"],
+        ["-t", "a", "-D", "subscribe", "topic-alias", "1"],
         ["-t", "a", "-c"],
         ["-t", "a", "--bogus"],
     ],
@@ -273,3 +274,15 @@ def test_reconnects_and_resubscribes_after_the_broker_restarts(tmp_path: Path) -
         finally:
             sub.stop()
     assert printed(sub) == ["sub/restart before", "sub/restart after"]
+
+
+@pytest.mark.parametrize("tool", ["mosquitto_sub", "sub"])
+def test_subscription_identifier_property(port: int, tool: str) -> None:
+    topic = f"sub/props/{tool}"
+    pub(port, topic, "-m", "x", "-r", "-D", "publish", "content-type", "a/b")
+    got = run_tool(
+        tool, "-p", str(port), "-t", topic, "-C", "1", "-F", "%S|%C|%t",
+        "-D", "subscribe", "subscription-identifier", "7",
+    )  # fmt: skip
+    assert (got.code, got.lines) == (0, [f"7|a/b|{topic}"])
+    pub(port, topic, "-n", "-r")

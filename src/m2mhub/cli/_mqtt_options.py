@@ -16,22 +16,12 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from m2mhub.cli._args import ArgReader, HelpRequested, UsageError
+from m2mhub.cli._mqtt_properties import PropertyArgs
 from m2mhub.client.mqtt import random_client_id
 from m2mhub.mqtt.packets import Will
 
 SESSION_EXPIRY_INTERVAL = 0x11
-
-
-class UsageError(Exception):
-    """A bad command line; the text follows ``Error: `` and the usage hint follows it."""
-
-    def __init__(self, text: str, show_usage_hint: bool = True) -> None:
-        super().__init__(text)
-        self.show_usage_hint = show_usage_hint
-
-
-class HelpRequested(Exception):
-    """``--help`` was given."""
 
 
 @dataclass
@@ -58,6 +48,7 @@ class MQTTOptions:
     will_qos: int = 0
     will_retain: bool = False
     topics: list[str] = field(default_factory=list)
+    properties: PropertyArgs = field(default_factory=PropertyArgs)
 
     def effective_client_id(self, program: str) -> str:
         """``-i``, or ``-I`` + process id, or empty (the broker assigns one) -- as mosquitto."""
@@ -72,41 +63,25 @@ class MQTTOptions:
     def will(self) -> Will | None:
         if self.will_topic is None:
             return None
-        return Will(self.will_topic, self.will_payload or b"", self.will_qos, self.will_retain)
+        return Will(
+            self.will_topic,
+            self.will_payload or b"",
+            self.will_qos,
+            self.will_retain,
+            self.properties.get("will"),
+        )
 
     def connect_properties(self) -> dict[int, object]:
         """MQTT 5 CONNECT properties: Session Expiry as mosquitto sets it (-x, or -c => forever)."""
         if self.protocol != 5:
             return {}
+        props = self.properties.get("connect")
         expiry = self.session_expiry
         if expiry is None:
             expiry = 0 if self.clean_session else 0xFFFFFFFF
-        return {SESSION_EXPIRY_INTERVAL: expiry} if expiry else {}
-
-
-class ArgReader:
-    """Walks argv the way mosquitto does: ``-x value`` pairs, no ``-xvalue`` bundling."""
-
-    def __init__(self, argv: list[str]) -> None:
-        self.argv = argv
-        self.i = 0
-
-    def __iter__(self) -> ArgReader:
-        return self
-
-    def __next__(self) -> str:
-        if self.i >= len(self.argv):
-            raise StopIteration
-        arg = self.argv[self.i]
-        self.i += 1
-        return arg
-
-    def value(self, option: str, noun: str) -> str:
-        if self.i >= len(self.argv):
-            raise UsageError(f"{option} argument given but no {noun} specified.")
-        arg = self.argv[self.i]
-        self.i += 1
-        return arg
+        if expiry:
+            props.setdefault(SESSION_EXPIRY_INTERVAL, expiry)
+        return props
 
 
 def _int(text: str) -> int:
@@ -247,7 +222,8 @@ def parse_common(opts: MQTTOptions, arg: str, args: ArgReader, multi_topic: bool
     elif arg == "--nodelay":
         pass  # asyncio already sets TCP_NODELAY
     elif arg in ("-D", "--property"):
-        raise UsageError("MQTT 5 properties (-D/--property) are not supported yet.", False)
+        opts.properties.parse(args)
+        opts.protocol = 5  # as mosquitto's clients: properties mean MQTT 5
     elif arg in UNSUPPORTED:
         what = UNSUPPORTED[arg] or "TLS"
         raise UsageError(f"{arg}: {what} is not supported yet.", False)
@@ -324,7 +300,8 @@ COMMON_HELP = """\
  -A : bind the outgoing socket to this host/ip address.
  -c : disable clean session/enable persistent client mode (needs -i or -I).
  -d : enable debug messages (every packet sent and received).
- -D : define MQTT v5 properties (not supported yet).
+ -D : define MQTT v5 properties: -D command name value, e.g. -D publish user-property k v
+      (commands: connect, publish, subscribe, unsubscribe, disconnect, will). Implies -V 5.
  -h : mqtt host to connect to. Defaults to localhost.
  -i : id to use for this client. Defaults to an id assigned by the broker.
  -I : define the client id as id_prefix appended with the process id.
@@ -346,4 +323,4 @@ COMMON_HELP = """\
  --will-qos : QoS level for the client Will.
  --will-retain : if given, make the client Will retained.
  --will-topic : the topic on which to publish the client Will.
-TLS, --unix, --proxy and -D are not supported yet."""
+TLS, --unix and --proxy are not supported yet."""

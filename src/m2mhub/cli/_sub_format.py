@@ -2,7 +2,10 @@
 
 Supported: ``%%`` ``%c`` (client id) ``%l`` (payload length) ``%m`` (message id) ``%p``
 (payload) ``%q`` ``%r`` ``%t`` ``%x``/``%X`` (payload as hex) ``%I`` (ISO 8601 time) ``%U``
-(Unix time with nanoseconds) ``%j`` (JSON); ``@`` followed by a strftime letter (``@@`` is
+(Unix time with nanoseconds) ``%j`` (JSON); MQTT 5 properties ``%A`` (topic alias) ``%C``
+(content type) ``%D`` (correlation data) ``%E`` (message expiry) ``%F`` (payload format)
+``%P`` (user properties as ``name:value ...``) ``%R`` (response topic) ``%S`` (subscription
+identifiers), empty when absent; ``@`` followed by a strftime letter (``@@`` is
 ``@``); escapes ``\\\\`` ``\\0`` ``\\a`` ``\\e`` ``\\n`` ``\\r`` ``\\t`` ``\\v``. Unknown
 ``%`` fields print as given.
 """
@@ -49,6 +52,32 @@ def _json(message: Message, now: float) -> bytes:
     return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+# MQTT 5 property fields: empty when the message does not carry the property.
+_PROPERTY_FIELDS = {
+    "A": 0x23,  # Topic Alias
+    "C": 0x03,  # Content Type
+    "D": 0x09,  # Correlation Data
+    "E": 0x02,  # Message Expiry Interval
+    "F": 0x01,  # Payload Format Indicator
+    "P": 0x26,  # User Property, as "name:value name2:value2"
+    "R": 0x08,  # Response Topic
+    "S": 0x0B,  # Subscription Identifier(s)
+}
+
+
+def _property_field(code: str, message: Message) -> bytes:
+    value = message.properties.get(_PROPERTY_FIELDS[code])
+    if value is None:
+        return b""
+    if isinstance(value, bytes):
+        return value
+    if code == "P":
+        return " ".join(f"{k}:{v}" for k, v in value).encode()
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value).encode()
+    return str(value).encode()
+
+
 def format_message(fmt: str, message: Message, client_id: str) -> bytes:
     """The bytes ``-F fmt`` prints for one message (without the end of line)."""
     out = bytearray()
@@ -90,6 +119,8 @@ def format_message(fmt: str, message: Message, client_id: str) -> bytes:
                 out += f"{now:.9f}".encode()
             elif code == "j":
                 out += _json(message, now)
+            elif code in _PROPERTY_FIELDS:
+                out += _property_field(code, message)
             else:
                 out += ("%" + code).encode()
         else:

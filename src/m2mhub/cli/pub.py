@@ -9,12 +9,10 @@ import sys
 from dataclasses import dataclass, field
 from typing import cast
 
+from m2mhub.cli._args import ArgReader, HelpRequested, UsageError
 from m2mhub.cli._mqtt_options import (
     COMMON_HELP,
-    ArgReader,
-    HelpRequested,
     MQTTOptions,
-    UsageError,
     check_common,
     parse_common,
     report_usage_error,
@@ -140,6 +138,7 @@ async def _publish_lines(session: Session, opts: PubOptions) -> None:
     read = cast(io.BufferedReader, sys.stdin.buffer).read1
     publish = session.client.publish_nowait
     topic, qos, retain = opts.topics[0], opts.qos, opts.retain
+    props = opts.properties.get("publish") or None
     pending: list[asyncio.Future[int]] = []
     rest = b""
     while True:
@@ -149,7 +148,7 @@ async def _publish_lines(session: Session, opts: PubOptions) -> None:
         lines = (rest + chunk).split(b"\n")
         rest = lines.pop()
         for line in lines:
-            future = publish(topic, line, qos, retain)
+            future = publish(topic, line, qos, retain, props)
             if qos:
                 pending.append(future)
         if len(pending) > 1000:
@@ -158,7 +157,7 @@ async def _publish_lines(session: Session, opts: PubOptions) -> None:
                     future.result()  # raises if the connection was lost
             pending = [f for f in pending if not f.done()]
     if rest:
-        pending.append(publish(topic, rest, qos, retain))
+        pending.append(publish(topic, rest, qos, retain, props))
     for future in pending:
         await future
 
@@ -181,6 +180,7 @@ async def _main(opts: PubOptions, payload: bytes | None) -> int:
         return status
     client = session.client
     topic = opts.topics[0]
+    disconnect_props = opts.properties.get("disconnect") or None
     try:
         if payload is None:
             await _publish_lines(session, opts)
@@ -188,11 +188,12 @@ async def _main(opts: PubOptions, payload: bytes | None) -> int:
             for n in range(opts.repeat):
                 if n and opts.repeat_delay:
                     await asyncio.sleep(opts.repeat_delay)
-                await client.publish(topic, payload, opts.qos, opts.retain)
-        await client.disconnect()
+                props = opts.properties.get("publish") or None
+                await client.publish(topic, payload, opts.qos, opts.retain, props)
+        await client.disconnect(properties=disconnect_props)
     except PublishFailed as exc:
         session.err(f"Warning: Publish {exc.mid} failed: {exc}.")
-        await client.disconnect()
+        await client.disconnect(properties=disconnect_props)
         return 0
     except ConnectionLostError:
         session.err("Error: The connection was lost.")

@@ -12,12 +12,10 @@ import signal
 import sys
 from dataclasses import dataclass, field
 
+from m2mhub.cli._args import ArgReader, HelpRequested, UsageError
 from m2mhub.cli._mqtt_options import (
     COMMON_HELP,
-    ArgReader,
-    HelpRequested,
     MQTTOptions,
-    UsageError,
     check_common,
     parse_common,
     report_usage_error,
@@ -154,7 +152,9 @@ class Subscriber:
 
     def stop(self) -> None:
         self.done = True
-        self.session.client.disconnect_nowait()
+        self.session.client.disconnect_nowait(
+            properties=self.opts.properties.get("disconnect") or None
+        )
 
     def on_subscribe(self, mid: int, granted: list[int]) -> None:
         if self.opts.debug and not self.opts.quiet:
@@ -232,9 +232,12 @@ class Subscriber:
                 await client.disconnect()
                 break
             try:
-                client.subscribe_nowait([(t, opts.qos) for t in opts.topics])
+                props = opts.properties
+                client.subscribe_nowait(
+                    [(t, opts.qos) for t in opts.topics], props.get("subscribe") or None
+                )
                 for topic in opts.unsub_topics:
-                    client.unsubscribe_nowait([topic])
+                    client.unsubscribe_nowait([topic], props.get("unsubscribe") or None)
             except MQTTClientError:
                 pass  # lost at once: reconnect below
             await client.wait_closed()

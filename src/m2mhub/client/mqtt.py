@@ -287,24 +287,24 @@ class MQTTClient:
         self._schedule_timer()
         return connack.session_present
 
-    async def disconnect(self, reason_code: int = 0) -> None:
+    async def disconnect(self, reason_code: int = 0, properties: Properties | None = None) -> None:
         """Send DISCONNECT (the broker then drops the will) and close; safe to call twice."""
         conn, transport = self._conn, self._transport
         if conn is not None and transport is not None:
             self._stopping = True
             if conn.state is State.CONNECTED:
-                conn.disconnect(self._now(), reason_code)
+                conn.disconnect(self._now(), reason_code, properties)
                 self._flush()
             transport.close()
         await self._closed.wait()
 
-    def disconnect_nowait(self, reason_code: int = 0) -> None:
+    def disconnect_nowait(self, reason_code: int = 0, properties: Properties | None = None) -> None:
         """Like :meth:`disconnect` without waiting for the socket to close (for callbacks)."""
         conn, transport = self._conn, self._transport
         if conn is not None and transport is not None:
             self._stopping = True
             if conn.state is State.CONNECTED:
-                conn.disconnect(self._now(), reason_code)
+                conn.disconnect(self._now(), reason_code, properties)
                 self._flush()
             transport.close()
 
