@@ -183,11 +183,9 @@ class _Parser:
         self.notices: list[str] = []
         self.warnings: list[str] = []
         self.default_listener: Listener | None = None
-        self.current: Listener | None = None  # the listener later listener options apply to
         self.allow_anonymous_set = False
         self.log_types_set = False
         self.log_dest_set = False
-        self.seen_values: dict[str, str] = {}
         self.handlers: dict[str, Callable[[str], None]] = {
             "listener": self._listener,
             "port": self._port,
@@ -339,7 +337,6 @@ class _Parser:
         listener = Listener(port, address)
         self.settings.listeners.append(listener)
         self.settings.local_only = False
-        self.current = listener
 
     def _ensure_default_listener(self) -> Listener:
         if self.default_listener is None:
