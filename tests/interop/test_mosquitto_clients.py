@@ -295,3 +295,19 @@ def test_sys_topics_published_every_interval(broker: Broker) -> None:
         assert int(connected.payload) >= 1
     finally:
         stop(sub)
+
+
+# mosquitto's -v lines number the protocols its own way: p1 = 3.1, p2 = 3.1.1, p5 = 5.0.
+LOG_PROTOCOL = {"31": "p1", "311": "p2", "5": "p5"}
+
+
+@pytest.mark.parametrize("version", ["31", "311", "5"])
+def test_protocol_versions(broker: Broker, version: str) -> None:
+    sub = start_sub(broker.port, "-V", version, "-i", f"v{version}", "-t", "lab/v", "-q", "2")
+    try:
+        pub(broker.port, "-V", version, "-t", "lab/v", "-m", f"over {version}", "-q", "2")
+        sub.wait_for_line(f"|over {version}")
+        assert parse(sub.output().splitlines()) == [Msg(False, 2, "lab/v", f"over {version}")]
+        broker.wait_log(f"as v{version} ({LOG_PROTOCOL[version]}, c1, k60)")
+    finally:
+        stop(sub)
