@@ -190,8 +190,8 @@ def test_help_and_unsupported_options() -> None:
     assert help_text.code == 0 and "-t : mqtt topic to publish to." in help_text.out
     tls = run_tool("pub", "-t", "a", "-m", "b", "--cafile", "x")
     assert tls.code == 1 and "not supported yet" in tls.err
-    props = run_tool("pub", "-t", "a", "-m", "b", "-D", "publish", "user-property", "a", "b")
-    assert props.code == 1 and "not supported yet" in props.err
+    auth = run_tool("pub", "-t", "a", "-m", "b", "-D", "auth", "authentication-method", "x")
+    assert auth.code == 1 and "not supported yet" in auth.err
     require("mosquitto_pub")
 
 
