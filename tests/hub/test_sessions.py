@@ -133,3 +133,30 @@ def test_max_queued_bytes_drops_oldest() -> None:
     got = [p.payload for p in back.pending if isinstance(p, Publish)]
     assert got == [b"3" * 10, b"4" * 10]
     assert hub.broker.stats.publish_dropped == 3
+
+
+def test_v5_session_expires_after_its_interval() -> None:
+    hub = Hub()
+    sub = hub.connected("s5", level=5, clean=True, properties={0x11: 30})
+    sub.subscribe(("t", 1))
+    sub.drop()
+    assert hub.broker.next_deadline() == hub.now + 30
+    hub.advance(29)
+    assert "s5" in hub.broker.sessions
+    hub.advance(1)
+    assert "s5" not in hub.broker.sessions
+    assert "Expiring client s5 due to timeout." in hub.lines
+
+
+def test_v5_session_expiry_never_unless_persistent_client_expiration() -> None:
+    hub = Hub()
+    sub = hub.connected("s5", level=5, clean=True, properties={0x11: 0xFFFFFFFF})
+    sub.drop()
+    hub.advance(10_000_000)
+    assert "s5" in hub.broker.sessions
+    # As in mosquitto, persistent_client_expiration caps "never" (and 3.1.1 sessions).
+    capped = Hub(persistent_client_expiration=60)
+    again = capped.connected("s5", level=5, clean=True, properties={0x11: 0xFFFFFFFF})
+    again.drop()
+    capped.advance(61)
+    assert "s5" not in capped.broker.sessions

@@ -66,6 +66,9 @@ from m2mhub.mqtt.packets import (
 from m2mhub.mqtt.topics import validate_topic_name
 from m2mhub.store.retained import RetainedStore
 
+# A 5.0 Session Expiry Interval of 0xFFFFFFFF means the session never expires.
+NEVER_EXPIRES = 0xFFFFFFFF
+
 # Topic aliases a 5.0 client may use towards us (mosquitto's max_topic_alias default).
 TOPIC_ALIAS_MAXIMUM = 10
 
@@ -151,9 +154,7 @@ class Broker:
         self._timers: list[tuple[float, int, Connection]] = []
         self._seq = itertools.count()
         self._next_sys: float | None = now if settings.sys_interval > 0 else None
-        self._next_expiry_check: float | None = (
-            now + 60.0 if settings.persistent_client_expiration else None
-        )
+        self._next_expiry_check: float | None = None
         self._max_inflight = settings.max_inflight_messages or 65535
         self._queue_limit = settings.max_queued_messages
         self._queue_byte_limit = settings.max_queued_bytes
@@ -338,7 +339,6 @@ class Broker:
             self._next_sys = now + self.settings.sys_interval
         if self._next_expiry_check is not None and now >= self._next_expiry_check:
             self._expire_sessions(now)
-            self._next_expiry_check = now + 60.0
         self._flush_if_no_shell()
 
     def shutdown(self, now: float) -> None:
@@ -439,6 +439,10 @@ class Broker:
             session.disconnected_at = now
             if session in self._throttling:
                 self._release(session)
+            if session.persistent:
+                ends = self._session_expires_at(session)
+                if ends is not None:
+                    self._expiry_soon(ends)
             if not session.persistent:
                 self._drop_session(session)
         if will is not None and publish_will:
@@ -469,17 +473,35 @@ class Broker:
         session.queued_bytes = 0
         session.inflight.clear()
 
-    def _expire_sessions(self, now: float) -> None:
+    def _session_expires_at(self, session: Session) -> float | None:
+        """When an offline session ends: its 5.0 Session Expiry Interval, else
+        ``persistent_client_expiration``; None for never."""
+        gone = session.disconnected_at
+        if gone is None or session.connection is not None:
+            return None
+        if session.protocol_level == MQTT_5 and session.expiry_interval != NEVER_EXPIRES:
+            return gone + session.expiry_interval
         limit = self.settings.persistent_client_expiration
-        if not limit:
-            return
+        return gone + limit if limit else None
+
+    def _expire_sessions(self, now: float) -> None:
+        upcoming: float | None = None
         for session in list(self.sessions.values()):
-            gone = session.disconnected_at
-            if session.connection is None and gone is not None and now - gone >= limit:
+            ends = self._session_expires_at(session)
+            if ends is None:
+                continue
+            if ends <= now:
                 if self.log.notice:
                     self.log.write(f"Expiring client {session.client_id} due to timeout.")
                 self.stats.clients_expired += 1
                 self._drop_session(session)
+            elif upcoming is None or ends < upcoming:
+                upcoming = ends
+        self._next_expiry_check = upcoming
+
+    def _expiry_soon(self, when: float) -> None:
+        if self._next_expiry_check is None or when < self._next_expiry_check:
+            self._next_expiry_check = when
 
     # ------------------------------------------------------------------ output helpers
 
@@ -586,14 +608,13 @@ class Broker:
             self._drop_session(session)
             session = None
         session_present = session is not None
-        if v5:
-            persistent = bool(packet.properties.get(PROP_SESSION_EXPIRY, 0))
-        else:
-            persistent = not packet.clean_start
+        expiry_interval = int(packet.properties.get(PROP_SESSION_EXPIRY, 0)) if v5 else 0
+        persistent = bool(expiry_interval) if v5 else not packet.clean_start
         if session is None:
             session = Session(client_id, persistent, level)
             self.sessions[client_id] = session
         session.persistent = persistent
+        session.expiry_interval = expiry_interval
         session.protocol_level = level
         session.connection = conn
         session.disconnected_at = None
@@ -1181,6 +1202,7 @@ class Broker:
             expiry = packet.properties.get(PROP_SESSION_EXPIRY)
             if expiry is not None:
                 session.persistent = bool(expiry)
+                session.expiry_interval = int(expiry)
         keep_will = conn.protocol_level == MQTT_5 and packet.reason_code == 0x04
         if not keep_will:
             conn.will = None

@@ -36,6 +36,7 @@ class Session:
         "connection",
         "disconnected_at",
         "dropped",
+        "expiry_interval",
         "inbound",
         "inflight",
         "inflight_max",
@@ -67,6 +68,7 @@ class Session:
         self.next_mid = 0
         self.dropped = 0
         self.disconnected_at: float | None = None
+        self.expiry_interval = 0  # MQTT 5 Session Expiry Interval, seconds
         # Publisher connections held back until this session's backlog shrinks.
         self.throttled: list[Connection] | None = None
         self.slow = False  # held publishers too long; until its queue empties it drops instead
