@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import signal
+import socket
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -286,3 +289,55 @@ def test_subscription_identifier_property(port: int, tool: str) -> None:
     )  # fmt: skip
     assert (got.code, got.lines) == (0, [f"7|a/b|{topic}"])
     pub(port, topic, "-n", "-r")
+
+
+@contextmanager
+def refusing_subscriptions_peer() -> Iterator[int]:
+    """A scripted MQTT 3.1.1 peer: accepts CONNECT, refuses every SUBSCRIBE filter (0x80).
+
+    No broker we can start refuses a subscription by itself (mosquitto's ACLs grant and then
+    filter), so this peer plays one; both clients below see the very same bytes.
+    """
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve(conn: socket.socket) -> None:
+        buf = b""
+        with conn:
+            while data := conn.recv(4096):
+                buf += data
+                while len(buf) >= 2 and len(buf) >= 2 + buf[1]:
+                    packet, buf = buf[: 2 + buf[1]], buf[2 + buf[1] :]
+                    kind = packet[0] >> 4
+                    if kind == 1:  # CONNECT
+                        conn.sendall(bytes.fromhex("20020000"))
+                    elif kind == 8:  # SUBSCRIBE: as many 0x80 as filters (two in the tests)
+                        conn.sendall(b"\x90\x04" + packet[2:4] + b"\x80\x80")
+                    elif kind == 14:  # DISCONNECT
+                        return
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    try:
+        yield int(server.getsockname()[1])
+    finally:
+        stop.set()
+        acceptor.join(5)
+        server.close()
+
+
+def test_all_subscriptions_refused_matches_mosquitto_sub() -> None:
+    with refusing_subscriptions_peer() as port:
+        theirs, ours = both("-d", "-p", str(port), "-t", "a", "-t", "b", "-W", "5")
+    assert ours == theirs
+    assert "Subscribed (mid: 1): 128, 128" in ours
+    assert ours[-1] == "Client <id> sending DISCONNECT"
