@@ -227,3 +227,29 @@ def test_qos1_burst_is_lossless_with_small_window_and_queue() -> None:
         sub.close()
 
     run(scenario, max_inflight_messages=5, max_queued_messages=100)
+
+
+def test_ipv6_loopback_listener_logs_like_mosquitto() -> None:
+    async def main() -> list[str]:
+        log = BrokerLog(("all",), collect=True)
+        broker = Broker(BrokerSettings(sys_interval=0), log, now=asyncio.get_running_loop().time())
+        server = MqttServer()
+        try:
+            await server.start(broker, [("::1", 0)])
+        except OSError:
+            pytest.skip("no IPv6 loopback here")
+        try:
+            r, w = await asyncio.open_connection("::1", server.ports[0])
+            w.write(encode(Connect(client_id="six"), 4))
+            assert PacketReader(4).feed_all(await asyncio.wait_for(r.read(100), TIMEOUT)) == [
+                Connack(False, 0)
+            ]
+            w.close()
+        finally:
+            await server.close()
+        assert log.lines is not None
+        return log.lines
+
+    lines = asyncio.run(main())
+    assert lines[0].startswith("Opening ipv6 listen socket on port ")
+    assert any(line.startswith("New client connected from ::1:") for line in lines)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from typing import Any, cast
+from typing import cast
 
 from m2mhub.hub.broker import Broker
 from m2mhub.hub.connection import Connection
@@ -216,12 +216,3 @@ class MqttServer:
         self.broker.flush()
         self._arm_timer()
 
-
-async def serve_forever(broker: Broker, listeners: list[tuple[str | None, int]]) -> Any:
-    """Convenience: start a server and run until cancelled."""
-    server = MqttServer()
-    await server.start(broker, listeners)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await server.close()
