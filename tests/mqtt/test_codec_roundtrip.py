@@ -122,3 +122,11 @@ def test_topic_cache_stays_bounded() -> None:
     assert reader.next_packet() == Publish(long_topic, b"")
     assert len(codec._topic_cache) <= codec._TOPIC_CACHE_SIZE
     assert long_topic.encode() not in codec._topic_cache
+
+
+def test_reader_keeps_no_consumed_bytes() -> None:
+    reader = PacketReader(4)
+    reader.feed(encode(Publish("t", b"x" * 50_000), 4))
+    assert reader.next_packet() is not None
+    assert reader.buffered == 0
+    assert reader._buf == b""

@@ -1035,7 +1035,12 @@ class PacketReader:
         except MQTTError as exc:
             self._error = exc
             raise
-        self._pos = end
+        if end == size:
+            # Drop the consumed read at once: idle connections should not pin their last read.
+            self._buf = b""
+            self._pos = 0
+        else:
+            self._pos = end
         return packet
 
     def _decode_other(
