@@ -879,14 +879,15 @@ class Endpoint:
             if ctx.block2 is not None:
                 szx = min(szx, ctx.block2 & 7)
             ob = Observer(self, resource, request, ctx.subpath, szx, self.clock())
-            if add_observer(ob):
+            current = add_observer(ob)
+            if current is ob:
                 self._observers.add(ob)
                 entry = self._peer_mid.get(ob.peer)
                 if entry is None:
                     entry = self._peer_mid[ob.peer] = [self.rng.randrange(0x10000), 0]
                 entry[1] += 1
-                if not response.has(o.OBSERVE):
-                    response.add(o.OBSERVE, resource._observe_seq)
+            if current is not None and not response.has(o.OBSERVE):
+                response.add(o.OBSERVE, resource._observe_seq)
         payload = response.payload
         szx = self.config.block_szx
         num = 0

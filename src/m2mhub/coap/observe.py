@@ -64,8 +64,13 @@ class Observer:
         return f"<Observer {self.peer} token={self.token.hex()} /{'/'.join(self.subpath)}>"
 
 
-def add_observer(observer: Observer) -> bool:
-    """Register (or refresh) an observation; False if the endpoint's limit is reached."""
+def add_observer(observer: Observer) -> Observer | None:
+    """Register an observation, or refresh the one with the same peer and token.
+
+    Returns the observer now in the table: ``observer`` itself for a new entry, the existing
+    one (updated with the new request) for a re-registration, ``None`` when the endpoint's
+    limit is reached.
+    """
     resource = observer.resource
     if "_observations" not in resource.__dict__:  # a subclass that skipped __init__
         ObservableResource.__init__(resource)
@@ -75,15 +80,21 @@ def add_observer(observer: Observer) -> bool:
     key = (observer.peer, observer.token)
     old = table.get(key)
     if old is not None:
+        if old.endpoint is observer.endpoint:
+            # same observation (RFC 7641 4.1): keep its state, counters and message ids
+            old.request = observer.request
+            old.szx = observer.szx
+            return old
         old.endpoint._forget_observer(old)
-    elif not observer.endpoint._count_observer():
+        old.endpoint._uncount_observer()
+    if not observer.endpoint._count_observer():
         if not table:
             del resource._observations[observer.subpath]
-        return False
+        return None
     table[key] = observer
     if old is None:
         resource.observation_changed(observer.subpath, len(table))
-    return True
+    return observer
 
 
 def remove_observer(observer: Observer, reason: str) -> None:
