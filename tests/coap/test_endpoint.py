@@ -421,3 +421,19 @@ def test_other_methods_get_their_default_codes() -> None:
         Code.DELETED,
         Code.METHOD_NOT_ALLOWED,
     ]
+
+
+def test_bad_option_values() -> None:
+    ep, _, _ = make_endpoint()
+    # Uri-Path that is not UTF-8 (critical): 4.02
+    ep.datagram_received(bytes.fromhex("41010001ab" + "b2fffe"), CLIENT)
+    # Uri-Host longer than 255 is impossible to express badly, but an empty one is too short
+    ep.datagram_received(bytes.fromhex("41010002ab" + "30"), CLIENT)
+    # Content-Format (elective) with 3 bytes: ignored, the request is served
+    ep.datagram_received(bytes.fromhex("41010003ab" + "b7636f756e746572" + "13000000"), CLIENT)
+    out = take(ep)
+    assert [(m.code, m.mid) for m, _ in out] == [
+        (Code.BAD_OPTION, 1),
+        (Code.BAD_OPTION, 2),
+        (Code.CONTENT, 3),
+    ]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import random
 import socket
 import subprocess
 import threading
@@ -184,3 +186,26 @@ def test_raw_ping_garbage_and_still_serving(server: ServerThread) -> None:
         s.sendto(encode(Message(0, Code.GET, 3, b"t", uri_path=["counter"])), addr)
         reply = decode(s.recv(100))
         assert reply.code == Code.CONTENT and reply.mid == 3
+
+
+def test_random_garbage_does_not_stop_the_server(server: ServerThread) -> None:
+    rng = random.Random(1234)
+    addr = ("127.0.0.1", server.port4)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(5)
+        for _ in range(300):
+            junk = bytes(rng.randrange(256) for _ in range(rng.randrange(40)))
+            if rng.random() < 0.5 and len(junk) >= 1:
+                junk = bytes([0x40 | (junk[0] & 0x3F)]) + junk[1:]  # version 1, random rest
+            s.sendto(junk, addr)
+        s.settimeout(0.2)
+        with contextlib.suppress(TimeoutError):
+            while True:
+                s.recv(2000)  # RSTs and 4.xx for some of the junk
+        s.settimeout(5)
+        s.sendto(encode(Message(0, Code.GET, 4242, b"ok", uri_path=["counter"])), addr)
+        while True:
+            reply = decode(s.recv(2000))
+            if reply.mid == 4242:
+                break
+        assert reply.code == Code.CONTENT and reply.token == b"ok"
