@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.client.cli_support import normalise, replace_tool_name, run_tool, start_tool
+from tests.client.cli_support import (
+    Responder,
+    normalise,
+    replace_tool_name,
+    run_tool,
+    scripted_peer,
+    start_tool,
+)
 from tests.support import free_tcp_port, mosquitto_broker, require
 
 pytestmark = pytest.mark.interop
@@ -253,3 +260,29 @@ def test_property_errors_match_mosquitto_pub(args: list[str]) -> None:
     ours = run_tool("pub", "-t", "a", "-m", "x", *args)
     assert ours.code == theirs.code == 1
     assert ours.err.splitlines()[0] == theirs.err.splitlines()[0]
+
+
+def _hang_up_before_connack(packet: bytes) -> bytes | None:
+    return None
+
+
+def _hang_up_on_publish(packet: bytes) -> bytes | None:
+    kind = packet[0] >> 4
+    return bytes.fromhex("20020000") if kind == 1 else None
+
+
+@pytest.mark.parametrize("respond", [_hang_up_before_connack, _hang_up_on_publish])
+def test_connection_lost_matches_mosquitto_pub(respond: Responder) -> None:
+    with scripted_peer(respond) as port:
+        args = ["-d", "-p", str(port), "-t", "a", "-m", "x", "-q", "1"]
+        theirs = run_tool("mosquitto_pub", *args)
+        ours = run_tool("pub", *args)
+    assert (
+        (ours.code, ours.err)
+        == (theirs.code, theirs.err)
+        == (
+            7,
+            "Error: The connection was lost.\n",
+        )
+    )
+    assert ours.lines == theirs.lines

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import signal
-import socket
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.client.cli_support import normalise, replace_tool_name, run_tool, start_tool
+from tests.client.cli_support import (
+    normalise,
+    replace_tool_name,
+    run_tool,
+    scripted_peer,
+    start_tool,
+)
 from tests.support import Proc, free_tcp_port, mosquitto_broker, require, running, wait_tcp
 
 pytestmark = pytest.mark.interop
@@ -291,53 +294,29 @@ def test_subscription_identifier_property(port: int, tool: str) -> None:
     pub(port, topic, "-n", "-r")
 
 
-@contextmanager
-def refusing_subscriptions_peer() -> Iterator[int]:
-    """A scripted MQTT 3.1.1 peer: accepts CONNECT, refuses every SUBSCRIBE filter (0x80).
-
-    No broker we can start refuses a subscription by itself (mosquitto's ACLs grant and then
-    filter), so this peer plays one; both clients below see the very same bytes.
-    """
-    server = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def serve(conn: socket.socket) -> None:
-        buf = b""
-        with conn:
-            while data := conn.recv(4096):
-                buf += data
-                while len(buf) >= 2 and len(buf) >= 2 + buf[1]:
-                    packet, buf = buf[: 2 + buf[1]], buf[2 + buf[1] :]
-                    kind = packet[0] >> 4
-                    if kind == 1:  # CONNECT
-                        conn.sendall(bytes.fromhex("20020000"))
-                    elif kind == 8:  # SUBSCRIBE: as many 0x80 as filters (two in the tests)
-                        conn.sendall(b"\x90\x04" + packet[2:4] + b"\x80\x80")
-                    elif kind == 14:  # DISCONNECT
-                        return
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-    acceptor = threading.Thread(target=accept, daemon=True)
-    acceptor.start()
-    try:
-        yield int(server.getsockname()[1])
-    finally:
-        stop.set()
-        acceptor.join(5)
-        server.close()
+def _refuse_subscriptions(packet: bytes) -> bytes | None:
+    """A broker that accepts CONNECT and refuses both filters of a SUBSCRIBE (0x80)."""
+    kind = packet[0] >> 4
+    if kind == 1:
+        return bytes.fromhex("20020000")
+    if kind == 8:
+        return b"\x90\x04" + packet[2:4] + b"\x80\x80"
+    return None if kind == 14 else b""
 
 
 def test_all_subscriptions_refused_matches_mosquitto_sub() -> None:
-    with refusing_subscriptions_peer() as port:
+    # No broker we can start refuses a subscription itself (mosquitto's ACLs grant, then filter).
+    with scripted_peer(_refuse_subscriptions) as port:
         theirs, ours = both("-d", "-p", str(port), "-t", "a", "-t", "b", "-W", "5")
     assert ours == theirs
     assert "Subscribed (mid: 1): 128, 128" in ours
     assert ours[-1] == "Client <id> sending DISCONNECT"
+
+
+def test_keeps_trying_when_the_broker_hangs_up_before_connack() -> None:
+    with scripted_peer(lambda packet: None) as port:
+        theirs, ours = both("-d", "-p", str(port), "-t", "a", "-W", "2")
+    # Exit code 255 and no "Timed out" (checked by both()); the number of attempts in the
+    # two seconds may differ by one.
+    assert set(ours) == set(theirs) == {"Client <id> sending CONNECT"}
+    assert len(ours) >= 2

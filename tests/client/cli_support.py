@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from tests.support import M2MHUB, Proc, require
@@ -64,3 +68,49 @@ def normalise(lines: list[str]) -> list[str]:
 def replace_tool_name(text: str) -> str:
     """``mosquitto_pub --help`` hints name the program; ours say ``m2mhub pub``."""
     return text.replace("mosquitto_pub", "m2mhub pub").replace("mosquitto_sub", "m2mhub sub")
+
+
+Responder = Callable[[bytes], "bytes | None"]
+"""Given one complete packet from the client, the bytes to answer (b"" for none), or None to
+hang up."""
+
+
+@contextmanager
+def scripted_peer(respond: Responder) -> Iterator[int]:
+    """A loopback TCP peer that answers each client packet as ``respond`` says; yields its port.
+
+    For broker behaviour no broker we can start shows on demand (refusing every subscription,
+    hanging up mid-flow). Packets must be under 128 bytes (one-byte remaining length).
+    """
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve(conn: socket.socket) -> None:
+        buf = b""
+        with conn:
+            while data := conn.recv(4096):
+                buf += data
+                while len(buf) >= 2 and len(buf) >= 2 + buf[1]:
+                    packet, buf = buf[: 2 + buf[1]], buf[2 + buf[1] :]
+                    answer = respond(packet)
+                    if answer is None:
+                        return
+                    conn.sendall(answer)
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
+    try:
+        yield int(server.getsockname()[1])
+    finally:
+        stop.set()
+        acceptor.join(5)
+        server.close()

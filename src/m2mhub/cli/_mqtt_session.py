@@ -16,6 +16,7 @@ from m2mhub.client.mqtt import (
 from m2mhub.mqtt.packets import Packet
 
 UNSUPPORTED_PROTOCOL_VERSION_V5 = 0x84
+EXIT_CONNECTION_LOST = 7  # MOSQ_ERR_CONN_LOST, mosquitto_pub's exit code for a lost connection
 
 
 def print_line(text: str) -> None:
@@ -62,6 +63,8 @@ class Session:
         self.client_id = opts.effective_client_id(program)
         # Why the last connect() failed: "refused" (CONNACK), "unreachable" or "lost".
         self.failure: str | None = None
+        # mosquitto_sub silently tries again when the broker hangs up before CONNACK.
+        self.retry_when_lost = False
 
     def debug(self, text: str) -> None:
         """A debug-only line naming this client, e.g. ``Client (null) sending DISCONNECT``."""
@@ -92,8 +95,9 @@ class Session:
             return self.refused(exc)
         except ConnectionLostError:
             self.failure = "lost"
-            self.err("Error: The connection was lost.")
-            return 1
+            if not self.retry_when_lost:
+                self.err("Error: The connection was lost.")
+            return EXIT_CONNECTION_LOST
         except OSError as exc:
             self.failure = "unreachable"
             self.err(connect_error_text(exc))

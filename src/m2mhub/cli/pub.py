@@ -17,7 +17,7 @@ from m2mhub.cli._mqtt_options import (
     parse_common,
     report_usage_error,
 )
-from m2mhub.cli._mqtt_session import Session
+from m2mhub.cli._mqtt_session import EXIT_CONNECTION_LOST, Session
 from m2mhub.client.mqtt import ConnectionLostError, ConnectionRefusedByBroker, PublishFailed
 
 USAGE = f"""\
@@ -197,7 +197,7 @@ async def _main(opts: PubOptions, payload: bytes | None) -> int:
         return 0
     except ConnectionLostError:
         session.err("Error: The connection was lost.")
-        return 1
+        return EXIT_CONNECTION_LOST
     return 0
 
 

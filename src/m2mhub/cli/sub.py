@@ -27,6 +27,7 @@ from m2mhub.client.mqtt import Message, MQTTClientError
 from m2mhub.mqtt.topics import topic_matches
 
 EXIT_TIMEOUT = 27  # MOSQ_ERR_TIMEOUT, what mosquitto_sub -W exits with
+EXIT_TIMEOUT_OFFLINE = 255  # what mosquitto_sub exits with when -W elapses while reconnecting
 RECONNECT_DELAY = 1.0
 
 USAGE = f"""\
@@ -145,9 +146,11 @@ class Subscriber:
         self.opts = opts
         self.session = Session(opts, "sub", on_message=self.on_message)
         self.session.client.on_subscribe = self.on_subscribe
+        self.session.retry_when_lost = True
         self.received = 0
         self.done = False
         self.timed_out = False
+        self.timed_out_offline = False
         self.out = sys.stdout.buffer
 
     def stop(self) -> None:
@@ -204,6 +207,8 @@ class Subscriber:
     def on_timeout(self) -> None:
         if not self.done:
             self.timed_out = True
+            # mosquitto_sub quirk: -W elapsing while not connected exits 255, silently.
+            self.timed_out_offline = not self.session.client.connected
             self.stop()
 
     async def main(self) -> int:
@@ -223,7 +228,7 @@ class Subscriber:
                 if self.session.failure == "refused":
                     self.session.debug("sending DISCONNECT")
                     return status
-                if first:
+                if first and self.session.failure != "lost":
                     return status
                 await asyncio.sleep(RECONNECT_DELAY)  # broker not back yet: keep trying
                 continue
@@ -243,6 +248,8 @@ class Subscriber:
             await client.wait_closed()
             if not self.done:
                 await asyncio.sleep(RECONNECT_DELAY)
+        if self.timed_out_offline:
+            return EXIT_TIMEOUT_OFFLINE
         if self.timed_out:
             self.session.err("Timed out")
             return EXIT_TIMEOUT
