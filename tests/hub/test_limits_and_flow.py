@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from m2mhub.hub.broker import OUT_HIGH_WATER
 from m2mhub.mqtt.packets import Puback, Publish
 from tests.hub.harness import Hub
 
@@ -129,13 +130,14 @@ def test_large_turn_output_waits_in_queue_then_follows() -> None:
     pub = hub.connected("pub")
     from m2mhub.mqtt.codec import encode
 
-    payload = b"x" * 1000
-    burst = b"".join(encode(Publish("t", payload), 4) for _ in range(600))  # ~600 KB
+    payload = b"x" * 10_000
+    count = OUT_HIGH_WATER // 10_000 * 2  # twice the per-turn cap
+    burst = b"".join(encode(Publish("t", payload), 4) for _ in range(count))
     hub.broker.data_received(pub.conn, burst, hub.now)
-    assert len(sub.conn.out) < 300_000  # capped per turn
+    assert len(sub.conn.out) < OUT_HIGH_WATER + 20_000  # capped per turn
     for _ in range(5):
         hub.broker.flush()
-    assert len(sub.publishes()) == 600
+    assert len(sub.publishes()) == count
 
 
 def test_paused_client_with_full_queue_refuses_new_qos0() -> None:

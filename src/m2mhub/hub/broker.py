@@ -76,8 +76,11 @@ TOPIC_ALIAS_MAXIMUM = 10
 _MOSQ_PROTOCOL = {3: 1, 4: 2, 5: 5}
 
 # A connection whose pending output reaches this many bytes within one loop turn is treated
-# like a paused transport: further PUBLISHes wait in its session queue.
-OUT_HIGH_WATER = 256 * 1024
+# like a paused transport: further PUBLISHes wait in its session queue. The shell reads each
+# socket at most once per turn, so this is rarely reached; it must stay well above one turn's
+# input (10 publishers x 256 KB reads), or a fast subscriber is starved (measured: 256 KB cut
+# fan-in QoS 0 deliveries to a quarter of 4 MB's).
+OUT_HIGH_WATER = 4 * 1024 * 1024
 
 # Longest time one receiver's in-flight backlog may hold back the publishers feeding it; a
 # receiver that exceeds it is "slow" and its queue then overflows (oldest dropped) instead.
