@@ -286,3 +286,13 @@ def test_connection_lost_matches_mosquitto_pub(respond: Responder) -> None:
         )
     )
     assert ours.lines == theirs.lines
+
+
+def test_url_and_bind_address_options(port: int) -> None:
+    topic = "pub/url"
+    url = f"mqtt://127.0.0.1:{port}/{topic}"
+    sent = run_tool("pub", "-L", url, "-A", "127.0.0.1", "-m", "via url", "-r", "-q", "1")
+    assert (sent.code, sent.err) == (0, "")
+    got = run_tool("sub", "-L", url, "-C", "1", "-v", "-W", "5")
+    assert (got.code, got.lines) == (0, [f"{topic} via url"])
+    run_tool("pub", "-L", url, "-n", "-r")

@@ -320,3 +320,9 @@ def test_keeps_trying_when_the_broker_hangs_up_before_connack() -> None:
     # two seconds may differ by one.
     assert set(ours) == set(theirs) == {"Client <id> sending CONNECT"}
     assert len(ours) >= 2
+
+
+def test_sub_help() -> None:
+    result = run_tool("sub", "--help")
+    assert result.code == 0
+    assert "-W : Specifies a timeout in seconds" in result.out
