@@ -185,3 +185,30 @@ def test_takeover_closes_the_old_connection(broker: Broker, level: int) -> None:
             assert [(p.ptype, p.body[:1]) for p in seen] == [(raw.DISCONNECT, b"\x8e")]
         new.send(raw.PINGREQ_BYTES)
         assert new.expect(raw.PINGRESP)
+
+
+@pytest.mark.parametrize("level", [4, 5], ids=["3.1.1", "5.0"])
+def test_takeover_publishes_the_old_connections_will(broker: Broker, level: int) -> None:
+    with RawClient(broker.port) as watcher:
+        watcher.connect("will-watcher")
+        watcher.subscribe([("flow/will/#", 1)])
+        with RawClient(broker.port, level) as old, RawClient(broker.port, level) as new:
+            old.connect("twin-will", will=("flow/will/t", b"old will", 1, False))
+            new.connect("twin-will")
+            old.wait_closed()
+            watcher.send(raw.publish("flow/will/end", b"end"))
+            got = [p.publish_fields()[2] for p in watcher.collect_until(b"end")]
+            assert got == [b"old will", b"end"]
+
+
+@pytest.mark.parametrize("level", [4, 5], ids=["3.1.1", "5.0"])
+def test_retain_unavailable(make_broker: BrokerFactory, level: int) -> None:
+    broker = make_broker(["retain_available false"])
+    with RawClient(broker.port, level) as c:
+        c.connect("retainer")
+        c.send(raw.publish("flow/r", b"x", retain=True, level=level))
+        seen = c.wait_closed()
+        if level == 4:
+            assert seen == []
+        else:  # DISCONNECT "Retain not supported"
+            assert [(p.ptype, p.body[:1]) for p in seen] == [(raw.DISCONNECT, b"\x9a")]
