@@ -542,12 +542,15 @@ class Endpoint:
     # --- internals: requests --------------------------------------------------------------------
 
     def _dedup_rotate(self) -> None:
-        if len(self._dd_cur) >= self._dd_half or (
-            self._dd_cur and self.clock() - self._dd_since >= self.config.exchange_lifetime
-        ):
-            self._dd_old = self._dd_cur
+        """Start a new generation when the current one is full or as old as EXCHANGE_LIFETIME."""
+        cur = self._dd_cur
+        if not cur:
+            return
+        now = self.clock()
+        if len(cur) >= self._dd_half or now - self._dd_since >= self.config.exchange_lifetime:
+            self._dd_old = cur
             self._dd_cur = {}
-            self._dd_since = self.clock()
+            self._dd_since = now
 
     def _request(self, msg: Message, peer: Any) -> None:
         key: tuple[Any, int] = (peer, msg.mid)  # type: ignore[assignment]
