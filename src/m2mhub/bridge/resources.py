@@ -20,6 +20,7 @@ Nothing here touches a socket, the event loop or a clock: the clocks are passed 
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
@@ -64,8 +65,19 @@ def _content_format(properties: dict[int, Any] | None) -> int | None:
     return o.CONTENT_FORMAT_BY_NAME.get(name)
 
 
+def entity_tag(payload: bytes) -> bytes:
+    """A 4-byte ETag for a topic value: blocks of different values never mix unnoticed, and
+    a client that has the value gets 2.03 Valid instead of the body again."""
+    return hashlib.blake2s(payload, digest_size=4).digest()
+
+
 def _representation(payload: bytes, properties: dict[int, Any] | None) -> Message:
-    return Message(code=Code.CONTENT, payload=payload, content_format=_content_format(properties))
+    return Message(
+        code=Code.CONTENT,
+        payload=payload,
+        content_format=_content_format(properties),
+        etag=entity_tag(payload),
+    )
 
 
 def _publish_options(request: Message, retain_default: bool) -> tuple[int, bool]:

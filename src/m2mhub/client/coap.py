@@ -463,28 +463,41 @@ class CoapClient:
             offset += len(piece)
 
     async def fetch_rest(
-        self, ep: _Endpoint, request: Message, response: Message, con: bool
+        self,
+        ep: _Endpoint,
+        request: Message,
+        response: Message,
+        con: bool,
+        restarts: int = 2,
     ) -> Message:
-        """If ``response`` carries Block2 with more to come, GET the rest and join the body."""
+        """If ``response`` carries Block2 with more to come, GET the rest and join the body.
+
+        When a later block has another ETag than the first (the value changed meanwhile), the
+        transfer starts again from block 0 (up to ``restarts`` times), so blocks of different
+        representations are never mixed.
+        """
         block2 = response.block2
         if block2 is None or not block2[1] or not (64 <= response.code < 96):
             return response
+        etag = response.get(o.ETAG)
         body = bytearray(response.payload)
         num, more, szx = block2
         offset = num * o.szx_size(szx) + len(response.payload)
         while more:
             size = o.szx_size(szx)
-            follow = Message(code=request.code, options=list(request.options))
-            if request.code == o.Code.FETCH:
-                follow.payload = request.payload
-            follow.remove(o.OBSERVE)
-            follow.remove(o.BLOCK1)
-            follow.remove(o.SIZE1)
-            follow.set(o.BLOCK2, o.block_value(offset // size, False, szx))
+            follow = self._follow_up(request, offset // size, szx)
             part = await self._exchange(ep, follow, con, None)
             got = part.block2
             if not (64 <= part.code < 96) or got is None:
                 return part
+            part_etag = part.get(o.ETAG)
+            if etag is not None and part_etag is not None and part_etag != etag:
+                if restarts <= 0:
+                    raise CoapClientError("the representation kept changing during a transfer")
+                first = await self._exchange(ep, self._follow_up(request, 0, szx), con, None)
+                if response.observe is not None and 64 <= first.code < 96:
+                    first.set(o.OBSERVE, response.observe)
+                return await self.fetch_rest(ep, request, first, con, restarts - 1)
             num, more, szx = got
             body += part.payload
             offset = num * o.szx_size(szx) + len(part.payload)
@@ -493,6 +506,18 @@ class CoapClient:
         response.payload = bytes(body)
         response.remove(o.BLOCK2)
         return response
+
+    @staticmethod
+    def _follow_up(request: Message, num: int, szx: int) -> Message:
+        """The request for block ``num`` of the response to ``request`` (never an Observe)."""
+        follow = Message(code=request.code, options=list(request.options))
+        if request.code == o.Code.FETCH:
+            follow.payload = request.payload
+        follow.remove(o.OBSERVE)
+        follow.remove(o.BLOCK1)
+        follow.remove(o.SIZE1)
+        follow.set(o.BLOCK2, o.block_value(num, False, szx))
+        return follow
 
     # --- receiving ------------------------------------------------------------------------------
 
