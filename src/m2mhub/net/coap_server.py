@@ -29,7 +29,7 @@ log = logging.getLogger("m2mhub.coap")
 _SOCKET_BUFFER = 4 << 20
 _READ_BATCH = 64
 _MAX_DATAGRAM = 65536
-_MAX_BLOCKED = 10_000
+_MAX_BLOCKED = 100_000  # datagrams queued while the kernel send buffer is full
 
 
 class CoapSocket:
