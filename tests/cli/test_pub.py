@@ -296,3 +296,17 @@ def test_url_and_bind_address_options(port: int) -> None:
     got = run_tool("sub", "-L", url, "-C", "1", "-v", "-W", "5")
     assert (got.code, got.lines) == (0, [f"{topic} via url"])
     run_tool("pub", "-L", url, "-n", "-r")
+
+
+def test_unix_socket(tmp_path: Path) -> None:
+    sockdir = Path(tempfile.mkdtemp(prefix="m2mhub-unix-"))  # short: AF_UNIX paths are short
+    path = sockdir / "mqtt.sock"
+    try:
+        with mosquitto_broker(tmp_path, [f"listener 0 {path}", "user root"]):
+            theirs, ours = both("-d", "--unix", str(path), "-t", "pub/unix", "-m", "x", "-q", "1")
+            assert ours == theirs
+            assert ours[3] == "Client <id> received PUBACK (Mid: 1, RC:0)"
+        missing = run_tool("pub", "--unix", str(path), "-t", "a", "-m", "x")
+        assert (missing.code, missing.err) == (1, "Error: No such file or directory\n")
+    finally:
+        shutil.rmtree(sockdir)

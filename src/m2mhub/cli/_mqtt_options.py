@@ -2,7 +2,7 @@
 
 mosquitto's clients use ``-h`` for the host, so help is ``--help``; a bad option prints
 ``Error: ...`` and ``Use 'm2mhub pub --help' to see usage.`` and exits with status 1. Options
-this implementation does not have yet (TLS, ``--unix``, ``--proxy``, MQTT 5 ``-D``) are named
+this implementation does not have yet (TLS, ``--proxy``, ``-D auth``) are named
 as such instead of being ignored.
 """
 
@@ -31,6 +31,7 @@ class MQTTOptions:
     host: str = "localhost"
     port: int = 1883
     bind_address: str | None = None
+    unix_path: str | None = None
     client_id: str | None = None
     id_prefix: str | None = None
     clean_session: bool = True
@@ -143,7 +144,6 @@ UNSUPPORTED = {
     "--psk": "TLS-PSK",
     "--psk-identity": "TLS-PSK",
     "--proxy": "SOCKS proxies",
-    "--unix": "unix domain sockets",
 }
 
 
@@ -156,6 +156,8 @@ def parse_common(opts: MQTTOptions, arg: str, args: ArgReader, multi_topic: bool
         if port < 0 or port > 65535:
             raise UsageError(f"Invalid port given: {port}")
         opts.port = port
+    elif arg == "--unix":
+        opts.unix_path = args.value(arg, "unix socket path")
     elif arg == "-A":
         opts.bind_address = args.value(arg, "address")
     elif arg in ("-c", "--disable-clean-session"):
@@ -298,6 +300,7 @@ def printer(quiet: bool) -> Callable[[str], None]:
 
 COMMON_HELP = """\
  -A : bind the outgoing socket to this host/ip address.
+ --unix : connect to a broker through a unix domain socket instead of a TCP socket.
  -c : disable clean session/enable persistent client mode (needs -i or -I).
  -d : enable debug messages (every packet sent and received).
  -D : define MQTT v5 properties: -D command name value, e.g. -D publish user-property k v
@@ -323,4 +326,4 @@ COMMON_HELP = """\
  --will-qos : QoS level for the client Will.
  --will-retain : if given, make the client Will retained.
  --will-topic : the topic on which to publish the client Will.
-TLS, --unix and --proxy are not supported yet."""
+TLS and --proxy are not supported yet."""

@@ -88,6 +88,7 @@ class Session:
                 protocol=opts.protocol,
                 properties=opts.connect_properties(),
                 bind_address=opts.bind_address,
+                unix_path=opts.unix_path,
             )
         except ConnectionRefusedByBroker as exc:
             self.failure = "refused"

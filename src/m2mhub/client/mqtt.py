@@ -224,11 +224,13 @@ class MQTTClient:
         properties: Properties | None = None,
         timeout: float | None = None,
         bind_address: str | None = None,
+        unix_path: str | None = None,
     ) -> bool:
         """Open the TCP connection, send CONNECT and wait for CONNACK; returns session present.
 
-        ``protocol`` is the protocol level: 3 (MQTT 3.1), 4 (3.1.1) or 5 (5.0). Calling it
-        again after the connection was lost resumes: unacknowledged QoS 1/2 messages are
+        ``protocol`` is the protocol level: 3 (MQTT 3.1), 4 (3.1.1) or 5 (5.0). With
+        ``unix_path`` the broker is reached through that unix domain socket instead of TCP.
+        Calling it again after the connection was lost resumes: unacknowledged QoS 1/2 messages are
         resent with DUP set once the broker accepts. Raises :class:`ConnectionRefusedByBroker`
         for a refusal, :class:`OSError` when the broker cannot be reached (for example
         ``ConnectionRefusedError``), :class:`ConnectionLostError` if it hangs up first.
@@ -251,12 +253,15 @@ class MQTTClient:
             password = password.encode("utf-8")
         if protocol == MQTT_3_1 and not client_id:
             client_id = random_client_id()  # 3.1 brokers refuse an empty id; libmosquitto too
-        transport, _ = await loop.create_connection(
-            lambda: _Protocol(self),
-            host,
-            port,
-            local_addr=(bind_address, 0) if bind_address else None,
-        )
+        if unix_path is not None:
+            transport, _ = await loop.create_unix_connection(lambda: _Protocol(self), unix_path)
+        else:
+            transport, _ = await loop.create_connection(
+                lambda: _Protocol(self),
+                host,
+                port,
+                local_addr=(bind_address, 0) if bind_address else None,
+            )
         self._transport = transport
         self._closed.clear()
         self._connack = loop.create_future()
