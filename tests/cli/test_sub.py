@@ -326,3 +326,27 @@ def test_sub_help() -> None:
     result = run_tool("sub", "--help")
     assert result.code == 0
     assert "-W : Specifies a timeout in seconds" in result.out
+
+
+@pytest.mark.parametrize("qos", ["1", "2"])
+def test_message_unacknowledged_by_a_dead_subscriber_comes_again_with_dup(
+    port: int, qos: str
+) -> None:
+    """The broker resends to the resumed session with DUP set; it is printed once."""
+    topic = f"sub/dup/{qos}"
+    ident = ["-i", f"dup-sub-{qos}", "-c", "-q", qos]
+    frozen = start_sub(port, "-t", topic, *ident)
+    try:
+        frozen.popen.send_signal(signal.SIGSTOP)  # alive but reads nothing: no PUBACK/PUBREC
+        pub(port, topic, "-m", "exactly this", "-q", qos)
+        frozen.popen.send_signal(signal.SIGKILL)
+        frozen.wait()
+    finally:
+        frozen.stop()
+    again = run_tool("sub", "-d", "-p", str(port), "-t", topic, *ident, "-C", "1", "-W", "5")
+    assert again.code == 0, again.err
+    assert f"received PUBLISH (d1, q{qos}, r0, m1, '{topic}', ... (12 bytes))" in again.out
+    assert [line for line in again.lines if not line.startswith(("Client", "Subscribed"))] == [
+        "exactly this"
+    ]
+    run_tool("sub", "-p", str(port), "-t", topic, "-i", f"dup-sub-{qos}", "-E")
