@@ -310,3 +310,14 @@ def test_unix_socket(tmp_path: Path) -> None:
         assert (missing.code, missing.err) == (1, "Error: No such file or directory\n")
     finally:
         shutil.rmtree(sockdir)
+
+
+@pytest.mark.parametrize("qos", ["1", "2"])
+def test_publish_refused_by_acl_warns_like_mosquitto_pub(tmp_path: Path, qos: str) -> None:
+    acl = tmp_path / "acl"
+    acl.write_text("topic read #\n")  # anonymous may read, not write
+    with mosquitto_broker(tmp_path, [f"acl_file {acl}", "user root"]) as (_, port):
+        theirs, ours = both("-d", "-p", str(port), "-t", "x", "-m", "y", "-q", qos, "-V", "5")
+        plain = run_tool("pub", "-p", str(port), "-t", "x", "-m", "y", "-q", qos, "-V", "5")
+    assert ours == theirs
+    assert (plain.code, plain.err) == (0, "Warning: Publish 1 failed: Not authorized.\n")

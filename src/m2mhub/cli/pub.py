@@ -19,6 +19,7 @@ from m2mhub.cli._mqtt_options import (
 )
 from m2mhub.cli._mqtt_session import EXIT_CONNECTION_LOST, Session
 from m2mhub.client.mqtt import ConnectionLostError, ConnectionRefusedByBroker, PublishFailed
+from m2mhub.mqtt.reason_codes import reason_string
 
 USAGE = f"""\
 m2mhub pub publishes a message on a single topic and exits (mosquitto_pub's flags).
@@ -192,7 +193,7 @@ async def _main(opts: PubOptions, payload: bytes | None) -> int:
                 await client.publish(topic, payload, opts.qos, opts.retain, props)
         await client.disconnect(properties=disconnect_props)
     except PublishFailed as exc:
-        session.err(f"Warning: Publish {exc.mid} failed: {exc}.")
+        session.err(f"Warning: Publish {exc.mid} failed: {reason_string(exc.reason_code)}.")
         await client.disconnect(properties=disconnect_props)
         return 0
     except ConnectionLostError:
