@@ -164,6 +164,17 @@ def test_bind_address_alone_uses_port_1883() -> None:
     assert settings("bind_address 127.0.0.1\n").listeners == [Listener(1883, "127.0.0.1")]
 
 
+def test_socket_domain_applies_to_the_listener_before_it() -> None:
+    result = settings("listener 1884\nsocket_domain ipv4\nlistener 1885\nsocket_domain ipv6\n")
+    assert [listener.socket_domain for listener in result.listeners] == ["ipv4", "ipv6"]
+    # Before any listener line it belongs to the default listener, when there is one.
+    assert settings("socket_domain ipv6\nport 1999\n").listeners == [
+        Listener(1999, None, socket_domain="ipv6")
+    ]
+    assert settings("socket_domain ipv4\n").local_only
+    assert 'Invalid socket_domain value "ipv5"' in str(error("listener 1884\nsocket_domain ipv5\n"))
+
+
 def test_protocol_mqtt_is_accepted() -> None:
     assert settings("listener 1884\nprotocol mqtt\n").listeners[0].protocol == "mqtt"
 

@@ -31,6 +31,7 @@ BAD_LINES = [
     "message_size_limit 300000000",
     "sys_interval -1",
     "protocol foo",
+    "socket_domain ipv5",
     "include_dir /nonexistent/m2mhub",
 ]
 
@@ -61,6 +62,7 @@ def test_a_config_with_every_supported_line_starts_both(tmp_path: Path) -> None:
         "per_listener_settings false",
         f"listener {port} 127.0.0.1",
         "protocol mqtt",
+        "socket_domain ipv4",
         "max_connections 100",
         "allow_anonymous true",
         f"password_file {passwords}",

@@ -76,7 +76,6 @@ UNSUPPORTED = frozenset(
         "max_qos",
         "max_topic_alias",
         "mount_point",
-        "socket_domain",
         "websockets_log_level",
         "websockets_headers_size",
         # TLS
@@ -183,6 +182,8 @@ class _Parser:
         self.notices: list[str] = []
         self.warnings: list[str] = []
         self.default_listener: Listener | None = None
+        self.current: Listener | None = None  # the listener that listener options apply to
+        self.pending_socket_domain: str | None = None  # for a default listener made later
         self.allow_anonymous_set = False
         self.log_types_set = False
         self.log_dest_set = False
@@ -191,6 +192,7 @@ class _Parser:
             "port": self._port,
             "bind_address": self._bind_address,
             "protocol": self._protocol,
+            "socket_domain": self._socket_domain,
             "allow_anonymous": self._allow_anonymous,
             "password_file": self._password_file,
             "max_queued_messages": self._int_setter("max_queued_messages", 0),
@@ -337,10 +339,11 @@ class _Parser:
         listener = Listener(port, address)
         self.settings.listeners.append(listener)
         self.settings.local_only = False
+        self.current = listener
 
     def _ensure_default_listener(self) -> Listener:
         if self.default_listener is None:
-            self.default_listener = Listener(1883, None)
+            self.default_listener = Listener(1883, None, socket_domain=self.pending_socket_domain)
             self.settings.listeners.insert(0, self.default_listener)
             self.settings.local_only = False
         return self.default_listener
@@ -368,6 +371,16 @@ class _Parser:
         if value == "websockets":
             raise ConfigError("'protocol websockets' is not supported by m2mhub yet.")
         raise ConfigError(f"Invalid protocol value ({value}).")
+
+    def _socket_domain(self, value: str) -> None:
+        if value not in ("ipv4", "ipv6"):
+            raise ConfigError(f'Invalid socket_domain value "{value}" in configuration.')
+        # Before any listener line it is the default listener's (which local-only mode lacks).
+        listener = self.current or self.default_listener
+        if listener is None:
+            self.pending_socket_domain = value
+        else:
+            listener.socket_domain = value
 
     def _max_connections(self, value: str) -> None:
         number = self.parse_int(value, -1)

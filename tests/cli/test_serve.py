@@ -438,3 +438,12 @@ def test_log_type_lines_and_v_overriding_them(tmp_path: Path) -> None:
         loud.wait_for_line(f"{VERSION_LINE} running")
         publish("loud1")
         loud.wait_for_line("Received PUBLISH from loud1 (d0, q0, r0, m0, 't', ... (1 bytes))")
+
+
+def test_socket_domain_ipv4_listens_on_ipv4_only(tmp_path: Path) -> None:
+    port = free_tcp_port()
+    conf = write_conf(tmp_path, f"listener {port}", "socket_domain ipv4")
+    with serve("-c", str(conf), "--no-coap") as proc:
+        proc.wait_for_line(f"{VERSION_LINE} running")
+        assert listening_addresses(port) == {IPV4_ANY}
+        assert f"Opening ipv6 listen socket on port {port}." not in proc.output()

@@ -88,3 +88,15 @@ def test_no_coap_flag_turns_the_face_off() -> None:
     config = parse_config_text("")
     apply_options(config, parse_args(["--no-coap"]))
     assert not config.settings.coap_enabled
+
+
+def test_socket_domain_picks_one_family() -> None:
+    config = parse_config_text(
+        "listener 1884\nsocket_domain ipv4\nlistener 1885 localhost\nsocket_domain ipv4\n"
+        "listener 1886\nsocket_domain ipv6\n"
+    )
+    assert mqtt_addresses(config.settings, []) == [
+        ("0.0.0.0", 1884),
+        ("127.0.0.1", 1885),
+        ("::", 1886),
+    ]

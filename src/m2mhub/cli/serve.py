@@ -171,11 +171,35 @@ def mqtt_addresses(settings: BrokerSettings, cmd_ports: list[int]) -> list[tuple
     if settings.local_only:
         ports = cmd_ports or [DEFAULT_MQTT_PORT]
         return [(host, port) for port in ports for host in loopback_hosts()]
-    return [
-        (listener.bind_address, listener.port)
-        for listener in settings.listeners
-        if listener.protocol == "mqtt"
-    ]
+    pairs: list[tuple[str | None, int]] = []
+    for listener in settings.listeners:
+        if listener.protocol != "mqtt":
+            continue
+        if listener.socket_domain is None:
+            pairs.append((listener.bind_address, listener.port))
+        else:
+            pairs.extend(
+                (host, listener.port)
+                for host in _addresses_of(listener.bind_address, listener.socket_domain)
+            )
+    return pairs
+
+
+def _addresses_of(host: str | None, domain: str) -> list[str]:
+    """The ``socket_domain`` family's addresses of ``host`` (None: that family's any-address)."""
+    if host is None:
+        return ["0.0.0.0" if domain == "ipv4" else "::"]
+    family = socket.AF_INET if domain == "ipv4" else socket.AF_INET6
+    try:
+        infos = socket.getaddrinfo(host, None, family, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+    except socket.gaierror:
+        return [host]  # binding it reports the error
+    found: list[str] = []
+    for info in infos:
+        address = str(info[4][0])
+        if address not in found:
+            found.append(address)
+    return found
 
 
 def coap_addresses(settings: BrokerSettings) -> list[tuple[str, int]]:

@@ -16,6 +16,7 @@ class Listener:
     port: int
     bind_address: str | None = None  # None: all interfaces (or loopback in local-only mode)
     protocol: str = "mqtt"
+    socket_domain: str | None = None  # "ipv4" or "ipv6": only that family; None: both
 
 
 @dataclass(slots=True)
