@@ -19,6 +19,7 @@ from m2mhub.client import (
 )
 from m2mhub.client.debug_log import packet_log_lines
 from m2mhub.mqtt.packets import Packet, Pingresp
+from tests.client.cli_support import scripted_peer
 from tests.support import Proc, free_tcp_port, mosquitto_broker
 
 pytestmark = pytest.mark.interop
@@ -286,3 +287,18 @@ def test_unacknowledged_publish_is_resent_with_dup_after_reconnect(tmp_path: Pat
 
     with mosquitto_broker(tmp_path) as (log, port):
         run(main(port, log))
+
+
+def test_a_broker_that_stops_answering_pings_is_detected() -> None:
+    def silent_after_connack(packet: bytes) -> bytes | None:
+        return bytes.fromhex("20020000") if packet[0] >> 4 == 1 else b""
+
+    async def main(port: int) -> None:
+        client = MQTTClient()
+        await client.connect("127.0.0.1", port, keepalive=1)
+        with pytest.raises(ConnectionLostError, match="PINGRESP"):
+            await client.next_message(timeout=10)
+        assert not client.connected
+
+    with scripted_peer(silent_after_connack) as port:
+        run(main(port))

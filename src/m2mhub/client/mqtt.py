@@ -531,7 +531,7 @@ class MQTTClient:
     def _on_timer(self) -> None:
         self._timer = None
         conn = self._conn
-        if conn is None or self._transport is None:
+        if conn is None or self._transport is None or self._stopping:
             return
         conn.handle_timer(self._now())
         self._flush()
