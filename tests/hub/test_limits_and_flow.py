@@ -152,3 +152,17 @@ def test_paused_client_with_full_queue_refuses_new_qos0() -> None:
     hub.broker.resume_writing(slow.conn, hub.now)
     hub.broker.flush()
     assert [p.payload for p in slow.publishes()] == [b"0", b"1"]  # the oldest are kept
+
+
+def test_v5_client_maximum_packet_size_is_respected() -> None:
+    hub = Hub()
+    small = hub.connected("small", level=5, properties={0x27: 40})
+    small.subscribe(("t", 1))
+    pub = hub.connected("pub")
+    pub.publish_complete("t", b"x" * 100, 1)
+    pub.publish_complete("t", b"fits", 1, packet_id=8)
+    pub.publish("t", b"y" * 100, 0)
+    assert [p.payload for p in small.publishes()] == [b"fits"]
+    assert hub.broker.stats.publish_dropped == 2
+    session = small.conn.session
+    assert session is not None and len(session.inflight) == 1  # only "fits" awaits its PUBACK

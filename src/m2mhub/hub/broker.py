@@ -94,6 +94,7 @@ PROP_SESSION_EXPIRY = 0x11
 PROP_ASSIGNED_CLIENT_ID = 0x12
 PROP_SERVER_KEEP_ALIVE = 0x13
 PROP_RECEIVE_MAXIMUM = 0x21
+PROP_MAXIMUM_PACKET_SIZE = 0x27
 PROP_TOPIC_ALIAS_MAXIMUM = 0x22
 PROP_TOPIC_ALIAS = 0x23
 PROP_RETAIN_AVAILABLE = 0x25
@@ -627,6 +628,8 @@ class Broker:
             if receive_max:
                 inflight_max = min(inflight_max, int(receive_max))
         session.inflight_max = inflight_max
+        if v5:
+            conn.max_packet = int(packet.properties.get(PROP_MAXIMUM_PACKET_SIZE, 0))
 
         conn.client_id = client_id
         conn.session = session
@@ -848,6 +851,9 @@ class Broker:
                         encoded[key] = found
                     parts = last_parts = found
                     last_key = key
+                if conn.max_packet and len(parts[0]) > conn.max_packet:
+                    stats.publish_dropped += 1  # 5.0: never exceed the client's maximum
+                    continue
                 conn.out += parts[0]
                 sent += 1
                 if not conn.dirty:
@@ -897,6 +903,10 @@ class Broker:
                     encoded[key] = found
                 parts = last_parts = found
                 last_key = key
+            if conn.max_packet and len(parts[0]) + 2 + len(parts[1]) > conn.max_packet:
+                del target.inflight[mid]
+                stats.publish_dropped += 1
+                continue
             out = conn.out
             out += parts[0]
             out += mid.to_bytes(2, "big")
@@ -956,6 +966,10 @@ class Broker:
                 wire = message.wire = {}
             wire[key] = parts
         head, tail = parts
+        if conn.max_packet and len(head) + len(tail) + (2 if item.qos else 0) > conn.max_packet:
+            session.inflight.pop(mid, None)
+            self.stats.publish_dropped += 1
+            return
         out = conn.out
         out += head
         if item.qos:

@@ -41,6 +41,7 @@ class Connection:
         "keepalive",
         "last_seen",
         "listener_port",
+        "max_packet",
         "out",
         "paused",
         "peer",
@@ -75,6 +76,7 @@ class Connection:
         self.timer_at = 0.0  # the live timer entry's time (older heap entries are stale)
         self.throttles = 0  # sessions currently holding back reading from this connection
         self.aliases: dict[int, str] | None = None  # MQTT 5 inbound topic aliases
+        self.max_packet = 0  # 5.0 client's Maximum Packet Size (0: the protocol's)
 
     @property
     def name(self) -> str:
