@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.coap.coapapp_support import coap_client, hub_serve, m2mhub_coap
-from tests.support import require, running
+from tests.support import Proc, require, running
 
 pytestmark = pytest.mark.interop
 
@@ -21,10 +21,16 @@ TIME = re.compile(r"^[A-Z][a-z]{2} \d\d \d\d:\d\d:\d\d$")
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]]:
-    """(mqtt_port, coap_port) of one `m2mhub serve` for the module."""
-    with hub_serve(tmp_path_factory.mktemp("hub")) as (_, mqtt_port, coap_port):
-        yield mqtt_port, coap_port
+def hub_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Proc, int, int]]:
+    """One `m2mhub serve -v` for the module: (process, mqtt_port, coap_port)."""
+    with hub_serve(tmp_path_factory.mktemp("hub")) as running_hub:
+        yield running_hub
+
+
+@pytest.fixture
+def hub(hub_process: tuple[Proc, int, int]) -> tuple[int, int]:
+    """(mqtt_port, coap_port) of the module's hub."""
+    return hub_process[1], hub_process[2]
 
 
 def uri(hub: tuple[int, int], path: str, host: str = "127.0.0.1") -> str:
@@ -197,3 +203,12 @@ def test_m2mhub_coap_sends_every_method_like_coap_client(
     assert token_and_mid.sub("", mine) == token_and_mid.sub("", libcoap)
     assert f"c:{shown} " in mine
     assert ours.returncode == 1 and ours.stderr.startswith(b"4.05")
+
+
+def test_coap_client_deregistration_is_seen_by_the_hub(hub_process: tuple[Proc, int, int]) -> None:
+    proc, _, coap_port = hub_process
+    start = len(proc.lines)
+    r = coap_client("-s", "1", "-m", "get", f"coap://127.0.0.1:{coap_port}/alarm")
+    assert r.returncode == 0
+    line = proc.wait_for_line("removed: deregistered", start=start)
+    assert "observer" in line
