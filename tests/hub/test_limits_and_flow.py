@@ -166,3 +166,28 @@ def test_v5_client_maximum_packet_size_is_respected() -> None:
     assert hub.broker.stats.publish_dropped == 2
     session = small.conn.session
     assert session is not None and len(session.inflight) == 1  # only "fits" awaits its PUBACK
+
+
+def test_two_clients_publishing_to_each_other_do_not_hold_each_other_up() -> None:
+    from m2mhub.mqtt.codec import encode
+
+    hub = Hub(max_inflight_messages=1, max_queued_messages=0)
+    a = hub.connected("a")
+    b = hub.connected("b")
+    a.subscribe(("to/a", 1))
+    b.subscribe(("to/b", 1))
+    a.send_bytes(
+        b"".join(encode(Publish("to/b", b"%d" % i, 1, packet_id=i + 1), 4) for i in range(5))
+    )
+    b.send_bytes(
+        b"".join(encode(Publish("to/a", b"%d" % i, 1, packet_id=i + 1), 4) for i in range(5))
+    )
+    got: dict[str, list[bytes]] = {"a": [], "b": []}
+    for _ in range(20):  # no time passes: nobody may wait for the 1 s release
+        for name, c in (("a", a), ("b", b)):
+            for p in c.received():
+                if isinstance(p, Publish):
+                    got[name].append(p.payload)
+                    c.send(Puback(p.packet_id or 0))
+    assert got == {"a": [b"%d" % i for i in range(5)], "b": [b"%d" % i for i in range(5)]}
+    assert a.sink.reading and b.sink.reading

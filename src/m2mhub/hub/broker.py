@@ -878,10 +878,14 @@ class Broker:
                 if (
                     conn is not None
                     and origin is not None
+                    and not origin.inflight
                     and len(target.queue or ()) > target.inflight_max
                     and not target.slow
                     and not conn.paused
                 ):
+                    # Only pure publishers are held back: one that is also waiting for its
+                    # own acknowledgements must keep being read, or two busy clients
+                    # subscribed to each other would hold each other up.
                     self._throttle(origin, target)
                 continue
             mid = target.allocate_mid()
