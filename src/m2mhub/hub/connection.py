@@ -37,7 +37,6 @@ class Connection:
         "aliases",
         "client_id",
         "dirty",
-        "host",
         "keepalive",
         "last_seen",
         "listener_port",
@@ -59,7 +58,6 @@ class Connection:
     def __init__(self, sink: Sink, peer: str, listener_port: int, now: float) -> None:
         self.sink = sink
         self.peer = peer  # "host:port"
-        self.host = peer.rsplit(":", 1)[0] if ":" in peer else peer
         self.listener_port = listener_port
         self.reader = PacketReader()
         self.out = bytearray()
@@ -77,6 +75,11 @@ class Connection:
         self.throttles = 0  # sessions currently holding back reading from this connection
         self.aliases: dict[int, str] | None = None  # MQTT 5 inbound topic aliases
         self.max_packet = 0  # 5.0 client's Maximum Packet Size (0: the protocol's)
+
+    @property
+    def host(self) -> str:
+        """The peer address without the port (mosquitto names clients so before CONNECT)."""
+        return self.peer.rsplit(":", 1)[0] if ":" in self.peer else self.peer
 
     @property
     def name(self) -> str:
