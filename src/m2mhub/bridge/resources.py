@@ -234,22 +234,16 @@ class TopicResource(ObservablePrefixResource):
     def render_get(self, request: Message) -> Message:
         topic = self.topic_of(request)
         observing = request.observe == 0
+        wildcard = _has_wildcard(topic)
         if observing:
-            query = request.query()
-            if "qos" in query:
-                qos = _qos(query["qos"])
-                path = request.remaining_path
-                self._wanted_qos[path] = max(qos, self._wanted_qos.get(path, 0))
-                sub = self._subscribers.get(path)
-                if sub is not None:
-                    self.broker.subscribe_internal(sub.topic_filter, sub, self._wanted_qos[path])
-        if _has_wildcard(topic):
-            if not observing:
-                raise BadRequest("wildcards only with Observe")
             try:
-                validate_topic_filter(topic)
+                validate_topic_filter(topic)  # what the subscription will use
             except MQTTError as e:
                 raise BadRequest(str(e) or "invalid topic filter") from None
+            self._note_qos(request)
+        elif wildcard:
+            raise BadRequest("wildcards only with Observe")
+        if wildcard:
             return Message(code=Code.CONTENT)
         retained = self.broker.retained(topic)
         if retained is None:
@@ -259,6 +253,18 @@ class TopicResource(ObservablePrefixResource):
                 return Message(code=Code.CONTENT)
             raise NotFound("no retained message")
         return _representation(retained[0], retained[2])
+
+    def _note_qos(self, request: Message) -> None:
+        """``?qos=`` on a registration raises the subscription QoS of that path."""
+        query = request.query()
+        if "qos" not in query:
+            return
+        qos = _qos(query["qos"])
+        path = request.remaining_path
+        wanted = self._wanted_qos[path] = max(qos, self._wanted_qos.get(path, 0))
+        sub = self._subscribers.get(path)
+        if sub is not None:
+            self.broker.subscribe_internal(sub.topic_filter, sub, wanted)
 
     def _publish(self, request: Message, retain_default: bool) -> Message:
         topic = self.topic_of(request)
@@ -302,10 +308,11 @@ class TopicResource(ObservablePrefixResource):
                 self.broker.subscribe_internal(topic_filter, sub, self._wanted_qos.get(subpath, 0))
             except MQTTError:
                 del self._subscribers[subpath]
-        elif not count and sub is not None:
-            del self._subscribers[subpath]
+        elif not count:
             self._wanted_qos.pop(subpath, None)
-            self.broker.unsubscribe_internal(sub.topic_filter, sub)
+            if sub is not None:
+                del self._subscribers[subpath]
+                self.broker.unsubscribe_internal(sub.topic_filter, sub)
 
     def link_paths(self) -> Sequence[tuple[str, ...]]:
         return ((),)
