@@ -15,6 +15,12 @@ once per flush. Every :class:`MQTTError` raised while handling a connection's in
 :meth:`Broker._fail`, which answers (CONNACK refusal, DISCONNECT with reason code for 5.0, or
 a plain close for 3.x) and logs one line; no other client is affected.
 
+Flow control: a connection's output per turn is capped and a paused transport makes its
+PUBLISHes wait in the session queue (bounded by ``max_queued_messages``/``_bytes``). When a
+connected receiver's QoS 1/2 backlog exceeds one in-flight window, the pure publishers feeding
+it are held back through the sink's ``pause_reading``/``resume_reading`` -- mid-read if need
+be, the rest of their bytes waiting in the reader -- for at most ``THROTTLE_LIMIT`` seconds.
+
 Internal subscribers (the CoAP face) share the subscription trie with MQTT sessions; see
 ``docs/hub-api.md``.
 """
