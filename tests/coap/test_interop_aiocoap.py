@@ -10,15 +10,16 @@ import asyncio
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import aiocoap
 import pytest
 
 from m2mhub.coap.endpoint import CoapConfig
-from tests.coap.coapapp_support import ENV, hub_serve
+from tests.coap.coapapp_support import ENV, hub_serve, m2mhub_coap, wait_coap
 from tests.coap.test_resources_hub import Hub, running_hub
-from tests.support import REPO, require, running
+from tests.support import M2MHUB, REPO, free_udp_port, require, running
 
 pytestmark = pytest.mark.interop
 
@@ -171,3 +172,25 @@ def test_lab_scripts_run_unchanged(hub: tuple[int, int]) -> None:
         pub = require("mosquitto_pub")
         subprocess.run([pub, "-p", str(hub[0]), "-t", "alarm", "-m", "OFF", "-r"], check=True)
         assert observer.wait_for_line("Alarm changed: OFF")
+
+
+def test_m2mhub_coap_against_an_aiocoap_server(tmp_path: Path) -> None:
+    """Our client against aiocoap's server: Block2 and Block1 both ways, and Observe."""
+    port = free_udp_port()
+    peer = [sys.executable, str(REPO / "tests" / "coap" / "aiocoap_peer.py"), str(port)]
+    with running(peer, env=ENV) as server:
+        server.wait_for_line("aiocoap server ready")
+        wait_coap(port)
+        big = f"coap://127.0.0.1:{port}/big"
+        out = tmp_path / "big.out"
+        assert m2mhub_coap("-o", str(out), big).returncode == 0
+        assert out.read_bytes() == bytes(range(256)) * 16  # 4096 bytes in Block2 pieces
+        body = bytes(range(7, 250)) * 21
+        assert m2mhub_coap("-m", "put", "-b", "64", "-f", "-", big, stdin=body).returncode == 0
+        assert m2mhub_coap("-b", "32", "-o", str(out), big).returncode == 0
+        assert out.read_bytes() == body
+        alarm = f"coap://127.0.0.1:{port}/alarm"
+        with running([*M2MHUB, "coap", "-s", "20", alarm], env=ENV) as observer:
+            observer.wait_for_line("OFF")
+            assert m2mhub_coap("-m", "put", "-e", "ON", alarm).returncode == 0
+            observer.wait_for_line("ON")
