@@ -147,7 +147,7 @@ class Packet:
         return int(struct.unpack_from("!H", self.body)[0])
 
 
-def read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+def read_varint(buf: bytes | bytearray, pos: int) -> tuple[int, int]:
     value, mult, used = 0, 1, 0
     while True:
         byte = buf[pos + used]

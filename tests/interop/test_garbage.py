@@ -1,7 +1,8 @@
 """Random garbage (Hypothesis) over real sockets never crashes the broker.
 
 After every example a well-behaved client must still connect, subscribe, publish to itself and
-ping; at the end the broker is still running and has printed no traceback.
+ping; at the end the broker is still running, a persistent session still gets the messages queued
+for it before the garbage, and the broker has printed no traceback.
 """
 
 from __future__ import annotations
@@ -70,6 +71,16 @@ def healthy(port: int) -> None:
 @pytest.mark.parametrize("kind", ["mosquitto", "m2mhub"])
 def test_random_garbage_never_crashes_the_broker(tmp_path: Path, kind: str) -> None:
     with start_broker(kind, tmp_path, ["max_keepalive 60"]) as broker:
+        # A stored session with queued messages must come through the garbage intact.
+        with RawClient(broker.port) as keeper:
+            keeper.connect("keeper", clean=False)
+            keeper.subscribe([("keep/t", 1)])
+            keeper.send(raw.DISCONNECT_BYTES)
+        with RawClient(broker.port) as talker:
+            talker.connect("talker")
+            for i in range(3):
+                talker.send(raw.publish("keep/t", b"queued %d" % i, qos=1, pid=i + 1))
+                talker.expect(raw.PUBACK)
 
         @settings(
             max_examples=60,
@@ -91,4 +102,10 @@ def test_random_garbage_never_crashes_the_broker(tmp_path: Path, kind: str) -> N
 
         one_example()
         assert broker.alive()
+        with RawClient(broker.port) as keeper, RawClient(broker.port) as talker:
+            assert keeper.connect("keeper", clean=False).body == b"\x01\x00"
+            talker.connect("talker")
+            talker.send(raw.publish("keep/t", b"end", qos=1, pid=9))
+            got = [p.publish_fields()[2] for p in keeper.collect_until(b"end")]
+            assert got == [b"queued 0", b"queued 1", b"queued 2", b"end"]
         assert "Traceback" not in broker.proc.output()

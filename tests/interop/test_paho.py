@@ -96,7 +96,7 @@ class Paho:
     def drop(self) -> None:
         """Close the TCP connection without DISCONNECT."""
         sock = self.client.socket()
-        assert sock is not None
+        assert isinstance(sock, socket.socket)
         sock.shutdown(socket.SHUT_RDWR)
         assert self.disconnected.wait(TIMEOUT)
         self.client.loop_stop()
