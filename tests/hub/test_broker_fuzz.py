@@ -65,6 +65,7 @@ def _check(hub: Hub) -> None:
         assert len(session.inflight) <= session.inflight_max
     for target in broker._throttling:
         assert target.connection is not None
+    assert broker.clients_connected == sum(1 for c in broker.connections if c.state == CONNECTED)
 
 
 @settings(max_examples=150, deadline=None)
@@ -121,3 +122,15 @@ def test_random_client_sessions_keep_the_broker_consistent(
                 hub.broker.flush()
         _check(hub)
     assert not any("internal error" in line for line in hub.lines), hub.lines
+
+
+def test_connected_count_follows_connects_and_closes() -> None:
+    hub = Hub()
+    a = hub.connected("a")
+    hub.connected("b")
+    hub.connected("a")  # takeover: still two
+    assert hub.broker.clients_connected == 2
+    a.drop()  # already closed by the takeover
+    hub.client("x")  # no CONNECT yet
+    assert hub.broker.clients_connected == 2
+    assert hub.broker.stats.clients_maximum == 2

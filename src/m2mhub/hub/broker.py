@@ -151,6 +151,7 @@ class Broker:
         self._new_client_id = client_id_factory or _auto_client_id
         self.sessions: dict[str, Session] = {}
         self.connections: set[Connection] = set()
+        self.clients_connected = 0  # connections past CONNECT
         self.tree = TopicTree()
         self.retained_store = RetainedStore()
         self.stats = Stats(now)
@@ -431,6 +432,8 @@ class Broker:
         """Write what is pending, close the sink, detach the session, maybe send the will."""
         if conn.state == CLOSED:
             return
+        if conn.state == CONNECTED:
+            self.clients_connected -= 1
         conn.state = CLOSED
         self.connections.discard(conn)
         if conn.out:
@@ -643,11 +646,11 @@ class Broker:
         conn.will = will
         conn.username = packet.username
         conn.state = CONNECTED
+        self.clients_connected += 1
         stats = self.stats
         stats.connections += 1
-        connected = sum(1 for s in self.sessions.values() if s.connection is not None)
-        if connected > stats.clients_maximum:
-            stats.clients_maximum = connected
+        if self.clients_connected > stats.clients_maximum:
+            stats.clients_maximum = self.clients_connected
         if keepalive and keepalive * 1.5 < CONNECT_TIMEOUT:
             # Otherwise the connect-timeout timer entry, when it fires, moves on to keepalive.
             self._schedule(conn, now + keepalive * 1.5)
@@ -1242,7 +1245,7 @@ class Broker:
     def _publish_sys(self, now: float) -> None:
         stats = self.stats
         stats.update_loads(now)
-        connected = sum(1 for s in self.sessions.values() if s.connection is not None)
+        connected = self.clients_connected
         stored = len(self.retained_store) + sum(
             len(s.queue or ()) + len(s.inflight) for s in self.sessions.values()
         )
