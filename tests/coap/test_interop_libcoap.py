@@ -212,3 +212,13 @@ def test_coap_client_deregistration_is_seen_by_the_hub(hub_process: tuple[Proc, 
     assert r.returncode == 0
     line = proc.wait_for_line("removed: deregistered", start=start)
     assert "observer" in line
+
+
+def test_non_get_of_the_root_describes_the_hub(hub: tuple[int, int]) -> None:
+    """The lab's `coap-client -N -m get coap://127.0.0.1/` step."""
+    for client in (coap_client, m2mhub_coap):
+        r = client("-N", "-m", "get", uri(hub, "/"))
+        assert r.returncode == 0
+        assert r.stdout.startswith(b"This is m2mhub")
+    core = coap_client("-m", "get", uri(hub, "/.well-known/core")).stdout.decode()
+    assert core.startswith('</>;ct=0;title="General Info"')

@@ -104,6 +104,22 @@ def _qos(text: str) -> int:
     return int(text)
 
 
+class IndexResource(Resource):
+    """``/``: what this server is, as libcoap's example server answers on its root."""
+
+    ct = ContentFormat.TEXT_PLAIN
+    title = "General Info"
+
+    TEXT: Final = (
+        b"This is m2mhub, a machine-to-machine hub: an MQTT broker and a CoAP server\n"
+        b"sharing one topic space. Resources: /time, /alarm, /ps/{topic...}\n"
+        b"(see /.well-known/core).\n"
+    )
+
+    def render_get(self, request: Message) -> Message:
+        return Message(payload=self.TEXT, content_format=0, max_age=0x2FFFF)
+
+
 class TimeResource(ObservableResource):
     """``/time``: the current time (UTC), observable, one notification per second."""
 
@@ -328,9 +344,11 @@ class HubSite(Site):
 
     def __init__(self, broker: Broker, clock: Clock, wall_clock: Clock = time.time) -> None:
         super().__init__()
+        self.index = IndexResource()
         self.time = TimeResource(wall_clock)
         self.alarm = AlarmResource(broker, clock)
         self.topics = TopicResource(broker, clock)
+        self.add_resource((), self.index)
         self.add_resource(("time",), self.time)
         self.add_resource(("alarm",), self.alarm)
         self.add_resource(("ps",), self.topics)
