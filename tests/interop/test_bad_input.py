@@ -330,9 +330,10 @@ def test_keepalive_timeout_closes_and_sends_will(broker: Broker) -> None:
         assert offender.connect("offender", keepalive=1, will=will).body[1] == 0
         mark = broker.mark()
         silent_since = time.monotonic()
-        # Closed after 1.5 x keepalive; the margin covers mosquitto, which checks on its own
-        # schedule (~3.8 s here), and a loaded machine.
-        assert offender.wait_closed(timeout=1.5 + 5) == []
+        # Closed after 1.5 x keepalive, with a margin for a loaded machine. mosquitto checks
+        # keepalives on its own coarse schedule (seen: 3.8-5.2 s for keepalive 1).
+        margin = 3.5 if broker.kind == "m2mhub" else 10
+        assert offender.wait_closed(timeout=1.5 + margin) == []
         silent_for = time.monotonic() - silent_since
     assert silent_for >= 1.0  # never before the keepalive itself
     others.verify(expect_will=b"offender timed out")
