@@ -166,6 +166,7 @@ class Broker:
         self._seq = itertools.count()
         self._next_sys: float | None = now if settings.sys_interval > 0 else None
         self._next_expiry_check: float | None = None
+        self._expiries: list[tuple[float, int, Session]] = []
         self._max_inflight = settings.max_inflight_messages or 65535
         self._queue_limit = settings.max_queued_messages
         self._queue_byte_limit = settings.max_queued_bytes
@@ -455,7 +456,7 @@ class Broker:
             if session.persistent:
                 ends = self._session_expires_at(session)
                 if ends is not None:
-                    self._expiry_soon(ends)
+                    self._expiry_soon(session, ends)
             if not session.persistent:
                 self._drop_session(session)
         if will is not None and publish_will:
@@ -498,21 +499,22 @@ class Broker:
         return gone + limit if limit else None
 
     def _expire_sessions(self, now: float) -> None:
-        upcoming: float | None = None
-        for session in list(self.sessions.values()):
-            ends = self._session_expires_at(session)
-            if ends is None:
+        heap = self._expiries
+        while heap and heap[0][0] <= now:
+            ends, _, session = heapq.heappop(heap)
+            # Stale if the client came back (and maybe left again) or the session is gone.
+            if self.sessions.get(session.client_id) is not session:
                 continue
-            if ends <= now:
-                if self.log.notice:
-                    self.log.write(f"Expiring client {session.client_id} due to timeout.")
-                self.stats.clients_expired += 1
-                self._drop_session(session)
-            elif upcoming is None or ends < upcoming:
-                upcoming = ends
-        self._next_expiry_check = upcoming
+            if self._session_expires_at(session) != ends:
+                continue
+            if self.log.notice:
+                self.log.write(f"Expiring client {session.client_id} due to timeout.")
+            self.stats.clients_expired += 1
+            self._drop_session(session)
+        self._next_expiry_check = heap[0][0] if heap else None
 
-    def _expiry_soon(self, when: float) -> None:
+    def _expiry_soon(self, session: Session, when: float) -> None:
+        heapq.heappush(self._expiries, (when, next(self._seq), session))
         if self._next_expiry_check is None or when < self._next_expiry_check:
             self._next_expiry_check = when
 
