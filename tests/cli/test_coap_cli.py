@@ -206,3 +206,11 @@ def test_names_send_uri_host_unless_minus_u() -> None:
         first = bare.stdout.decode().splitlines()[0]
         assert first.endswith("[ Uri-Path:time ]")
         assert bare.returncode == 0
+
+
+def test_repeat_with_minus_g() -> None:
+    with libcoap_server() as port:
+        r = m2mhub_coap("-G", "2", f"coap://127.0.0.1:{port}/time")
+        assert r.returncode == 0
+        assert len([ln for ln in r.stdout.splitlines() if TIME.match(ln)]) == 2
+    assert m2mhub_coap("-G", "0", "coap://127.0.0.1/").returncode == 2

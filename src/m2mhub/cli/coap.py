@@ -45,7 +45,7 @@ PROG: Final = "m2mhub coap"
 USAGE: Final = f"""\
 Usage: {PROG} [-a addr] [-b [num,]size] [-e text] [-f file] [-m method] [-o file]
 \t\t[-p port] [-s duration] [-t type] [-v num] [-w] [-A type] [-B seconds]
-\t\t[-N] [-O num,text] [-T token] [-U] URI
+\t\t[-G count] [-N] [-O num,text] [-T token] [-U] URI
 \tURI is coap://host[:port]/path?query (host may be [IPv6])
 
 \t-a addr\t\tThe local interface address to use
@@ -67,6 +67,7 @@ Usage: {PROG} [-a addr] [-b [num,]size] [-e text] [-f file] [-m method] [-o file
 \t-w     \t\tAppend a newline to received data (always done on stdout)
 \t-A type\t\tAccepted media type
 \t-B seconds\tBreak operation after waiting given seconds (default is 90)
+\t-G count\tRepeat the request count times (1..255), a second apart
 \t-N     \t\tSend NON-confirmable message
 \t-O num,text\tAdd option num with contents text to request. If the
 \t       \t\ttext begins with 0x, then the hex text is converted to binary data
@@ -134,6 +135,7 @@ class Options:
     local_host: str | None = None
     local_port: int = 0
     no_uri_host: bool = False
+    repeat: int = 1
 
 
 def media_type(text: str) -> int:
@@ -171,7 +173,7 @@ def parse_option(text: str) -> tuple[int, OptionValue]:
 
 def parse_args(argv: list[str]) -> Options:
     try:
-        opts, rest = getopt.gnu_getopt(argv, "a:b:e:f:m:o:p:s:t:v:wA:B:NO:T:U", ["help"])
+        opts, rest = getopt.gnu_getopt(argv, "a:b:e:f:m:o:p:s:t:v:wA:B:G:NO:T:U", ["help"])
     except getopt.GetoptError as e:
         raise UsageError(str(e)) from None
     if any(flag == "--help" for flag, _ in opts):
@@ -237,6 +239,10 @@ def parse_args(argv: list[str]) -> Options:
             result.local_host = value
         elif flag == "-p":
             result.local_port = int(_number(flag, value))
+        elif flag == "-G":
+            if not value.isdigit() or not 1 <= int(value) <= 255:
+                raise UsageError("-G count must be between 1 and 255")
+            result.repeat = int(value)
         elif flag == "-U":
             result.no_uri_host = True
         elif flag == "-w":
@@ -320,7 +326,12 @@ async def _run(opts: Options) -> int:
         send_uri_host=not opts.no_uri_host,
     )
     try:
-        if opts.observe_seconds is None:
+        if opts.observe_seconds is not None:
+            return await _observe(client, opts, printer)
+        status = EXIT_OK
+        for n in range(opts.repeat):
+            if n:
+                await asyncio.sleep(1.0)  # coap-client's -G: one second between requests
             response = await client.request(
                 opts.method,
                 opts.uri,
@@ -329,13 +340,13 @@ async def _run(opts: Options) -> int:
                 options=opts.extra,
                 content_format=opts.content_format,
                 accept=opts.accept,
-                token=opts.token,
+                token=opts.token if n == 0 else None,
                 block_size=opts.block_size,
                 block_start=opts.block_start,
                 timeout=opts.wait,
             )
-            return _outcome(response, printer)
-        return await _observe(client, opts, printer)
+            status = max(status, _outcome(response, printer))
+        return status
     finally:
         printer.close()
         await client.close()
