@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.interop import raw
 from tests.interop.cli import pub, start_sub
 from tests.interop.conftest import Broker, start_broker
 
@@ -22,6 +23,7 @@ NORMALISE = [
     (re.compile(r"on port \d+"), "on port PORT"),
     (re.compile(r"\bauto-[0-9A-Fa-f-]+"), "AUTO-ID"),
     (re.compile(r"\bmosq-[0-9A-Za-z]+"), "AUTO-ID"),
+    (re.compile(r"\bbarrier-[0-9a-f]+"), "BARRIER"),
 ]
 
 
@@ -100,3 +102,61 @@ def test_lab_flow_log_lines_match_mosquitto(tmp_path: Path) -> None:
         "No will message specified.",
     ]
     assert results["m2mhub"] == results["mosquitto"]
+
+
+def after_startup(broker: Broker) -> list[str]:
+    """Normalised log from the first client on, without the start-up probe's close line."""
+    lines = [normalise(line) for line in broker.lines_since(0)]
+    first = next(i for i, line in enumerate(lines) if line.startswith("New connection from"))
+    return [line for line in lines[first:] if line != "Client <unknown> closed its connection."]
+
+
+def by_client(lines: list[str], names: list[str]) -> dict[str, list[str]]:
+    """Lines grouped by the first of ``names`` they mention ("" for none), order kept."""
+    groups: dict[str, list[str]] = {name: [] for name in [*names, ""]}
+    for line in lines:
+        groups[next((n for n in names if n in line), "")].append(line)
+    return groups
+
+
+def qos2_retained_will_unsubscribe_flow(broker: Broker) -> dict[str, list[str]]:
+    """Retained QoS 2, a will, QoS 0/1 deliveries, unsubscribe and clearing a retained message.
+
+    Each step waits for the previous one's last log line, so only lines of clients that are
+    active at the same time may interleave, and those are compared per client.
+    """
+    port = broker.port
+    pub(port, "-t", "a/x", "-m", "retained two", "-q", "2", "-r")
+    will = ("--will-topic", "w", "--will-payload", "bye", "--will-qos", "1", "--will-retain")
+    sub = start_sub(port, "-i", "Sub2", "-t", "a/#", "-t", "b", "-q", "2", "-C", "3", *will)
+    try:
+        broker.wait_log("Received PUBCOMP from Sub2")
+        pub(port, "-t", "b", "-m", "zero", "-q", "0")
+        sub.wait_for_line("|zero")
+        pub(port, "-t", "a/y", "-m", "one", "-q", "1")
+        assert sub.wait(10) == 0
+        broker.wait_log("Client Sub2 disconnected.")
+    finally:
+        sub.stop()
+    # A raw client, not `mosquitto_sub -E -U`: that one closes on the SUBACK, before the
+    # UNSUBACK arrives, and the resulting RST may beat its DISCONNECT to the broker.
+    with raw.RawClient(port) as again:
+        again.connect("Sub2", clean=False)
+        again.send(raw.unsubscribe(7, ["a/#"]))
+        again.expect(raw.UNSUBACK)
+        again.send(raw.DISCONNECT_BYTES)
+        again.wait_closed()
+    pub(port, "-t", "a/x", "-n", "-r")
+    broker.barrier()
+    return by_client(after_startup(broker), ["Sub2", "AUTO-ID", "BARRIER"])
+
+
+def test_qos2_retained_will_unsubscribe_log_lines_match_mosquitto(tmp_path: Path) -> None:
+    results = {}
+    for kind in ("mosquitto", "m2mhub"):
+        with start_broker(kind, tmp_path) as broker:
+            results[kind] = qos2_retained_will_unsubscribe_flow(broker)
+    assert "Will message specified (3 bytes) (r1, q1)." in results["mosquitto"][""]
+    assert "Received UNSUBSCRIBE from Sub2" in results["mosquitto"]["Sub2"]
+    for client, lines in results["mosquitto"].items():
+        assert results["m2mhub"][client] == lines, f"lines of {client or 'no client'} differ"
