@@ -265,6 +265,11 @@ def test_password_file_and_paths() -> None:
     assert result.pid_file == "/run/m2mhub.pid"
 
 
+def test_auto_id_prefix() -> None:
+    assert settings("").auto_id_prefix == "auto-"
+    assert settings("auto_id_prefix lab-\n").auto_id_prefix == "lab-"
+
+
 def test_user_is_ignored_with_a_notice() -> None:
     config = parse("user mosquitto\n")
     assert any("Ignoring 'user mosquitto'" in text for text in config.notices)

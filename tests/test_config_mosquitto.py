@@ -66,6 +66,7 @@ def test_a_config_with_every_supported_line_starts_both(tmp_path: Path) -> None:
         "max_connections 100",
         "allow_anonymous true",
         f"password_file {passwords}",
+        "auto_id_prefix lab-",
         "queue_qos0_messages false",
         "max_inflight_messages 20",
         "max_inflight_bytes 0",

@@ -447,3 +447,22 @@ def test_socket_domain_ipv4_listens_on_ipv4_only(tmp_path: Path) -> None:
         proc.wait_for_line(f"{VERSION_LINE} running")
         assert listening_addresses(port) == {IPV4_ANY}
         assert f"Opening ipv6 listen socket on port {port}." not in proc.output()
+
+
+@pytest.mark.interop
+def test_auto_id_prefix_names_clients_without_an_id(tmp_path: Path) -> None:
+    pub = require("mosquitto_pub")
+    port = free_tcp_port()
+    conf = write_conf(
+        tmp_path, f"listener {port} 127.0.0.1", "allow_anonymous true", "auto_id_prefix lab-"
+    )
+    with serve("-c", str(conf), "-v", "--no-coap") as proc:
+        proc.wait_for_line(f"{VERSION_LINE} running")
+        subprocess.run(
+            [pub, "-p", str(port), "-t", "t", "-m", "m"],
+            check=True,
+            capture_output=True,
+            timeout=10,
+        )
+        line = proc.wait_for_line("New client connected from")
+        assert " as lab-" in line

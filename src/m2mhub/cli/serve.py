@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -213,6 +214,15 @@ def coap_addresses(settings: BrokerSettings) -> list[tuple[str, int]]:
     return [(host, port) for host in hosts]
 
 
+def client_id_factory(prefix: str) -> Callable[[], str]:
+    """Ids for clients that send none, like mosquitto's ``auto-F48B4E53-24B0-...``."""
+
+    def new_id() -> str:
+        return prefix + str(uuid.uuid4()).upper()
+
+    return new_id
+
+
 def _error_text(exc: OSError) -> str:
     """``Address already in use``, as mosquitto words it (not asyncio's longer text)."""
     if exc.errno is not None and exc.errno > 0:
@@ -326,7 +336,13 @@ class _Hub:
                     "Create a configuration file which defines a listener to allow remote access."
                 )
                 self.warning("For more details see docs/config.md.")
-            broker = Broker(self.settings, self.log, authenticator=authenticator, now=loop.time())
+            broker = Broker(
+                self.settings,
+                self.log,
+                authenticator=authenticator,
+                now=loop.time(),
+                client_id_factory=client_id_factory(self.settings.auto_id_prefix),
+            )
             addresses = mqtt_addresses(self.settings, self.options.ports)
             attempted = True
             try:

@@ -54,5 +54,7 @@ class BrokerSettings:
     coap_enabled: bool = True
     coap_port: int = 5683
     coap_bind_addresses: list[str] = field(default_factory=list)
+    # Prefix of the client ids the broker assigns to clients that send an empty one.
+    auto_id_prefix: str = "auto-"
     # Process: where `m2mhub serve` writes its process id (None: nowhere).
     pid_file: str | None = None
