@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,6 +66,7 @@ def both(*args: str) -> tuple[list[str], list[str]]:
         ["-q", "1", "-V", "31"],
         ["-q", "2", "-N"],
         ["-q", "1", "-F", "%t|%q|%r|%l|%p|%x"],
+        ["-q", "1", "-F", "[%-20t][%15p][%015p][%3l][%5q][%5r]\\t%%"],
         ["-q", "1", "-t", "sub/debug/other", "-t", "sub/+/never", "-v"],
     ],
 )
@@ -248,6 +250,8 @@ def test_unreachable_broker() -> None:
         ["-t", "a", "-F"],
         ["-t", "a", "-q", "3"],
         ["-t", "a", "-R", "--retained-only"],
+        ["-t", "a", "-F", "%c"],
+        ["-t", "a", "-F", "100%"],
         ["-t", "a", "-D", "subscribe", "topic-alias", "1"],
         ["-t", "a", "-c"],
         ["-t", "a", "--bogus"],
@@ -352,3 +356,22 @@ def test_message_unacknowledged_by_a_dead_subscriber_comes_again_with_dup(
         "exactly this"
     ]
     run_tool("sub", "-p", str(port), "-t", topic, "-i", f"dup-sub-{qos}", "-E")
+
+
+@pytest.mark.parametrize("qos", ["0", "1"])
+def test_json_format_matches_mosquitto_sub(port: int, qos: str) -> None:
+    pub(port, "sub/json/a", "-m", '{"t": 21.5}', "-r", "-q", "1")
+    records = []
+    for tool in ("mosquitto_sub", "sub"):
+        for fmt in ("%j", "%J"):
+            got = run_tool(
+                tool, "-p", str(port), "-t", "sub/json/#", "-q", qos, "-C", "1", "-F", fmt
+            )
+            assert got.code == 0, got.err
+            record = json.loads(got.out)
+            assert record.pop("tst")  # the time differs
+            records.append(record)
+    assert records[0] == records[2]
+    assert records[1] == records[3]
+    assert records[1]["payload"] == {"t": 21.5}
+    pub(port, "sub/json/a", "-n", "-r")

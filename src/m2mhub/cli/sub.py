@@ -22,7 +22,7 @@ from m2mhub.cli._mqtt_options import (
     valid_filter,
 )
 from m2mhub.cli._mqtt_session import Session, print_line
-from m2mhub.cli._sub_format import format_message
+from m2mhub.cli._sub_format import FormatError, check_format, format_message
 from m2mhub.client.mqtt import Message, MQTTClientError
 from m2mhub.mqtt.topics import topic_matches
 
@@ -103,6 +103,10 @@ def parse(argv: list[str]) -> SubOptions:
             opts.exit_after_sub = True
         elif arg in ("-F",):
             opts.format = args.value(arg, "format")
+            try:
+                check_format(opts.format)
+            except FormatError as exc:
+                raise UsageError(str(exc)) from None
         elif arg in ("-N",):
             opts.eol = False
         elif arg in ("-R", "--no-retain"):
@@ -192,7 +196,13 @@ class Subscriber:
         opts, out = self.opts, self.out
         eol = b"\n" if opts.eol else b""
         if opts.format is not None:
-            out.write(format_message(opts.format, message, self.session.client.client_id) + eol)
+            text = format_message(opts.format, message)
+            if text is None:
+                self.session.err(
+                    f"Error: Message payload is not valid JSON on topic {message.topic}."
+                )
+                return
+            out.write(text + eol)
         elif opts.verbose:
             if message.payload:
                 out.write(message.topic.encode() + b" " + message.payload + eol)
