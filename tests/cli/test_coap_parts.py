@@ -10,9 +10,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from m2mhub.cli.coap import UsageError, media_type, parse_args, parse_option
-from m2mhub.client.coap import CoapClient, RequestTimeout
+from m2mhub.client.coap import CoapClient, RequestTimeout, _Endpoint, _Exchange
 from m2mhub.client.coap_show import show
 from m2mhub.client.coap_uri import CoapUriError, parse_uri
 from m2mhub.coap import options as o
@@ -216,3 +218,25 @@ def test_unknown_notification_gets_rst() -> None:
     with scripted_peer(script) as port:
         asyncio.run(main())
     assert [(a.mtype, a.mid) for a in answers] == [(3, 0x0101)]  # RST
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=40), token_known=st.booleans())
+def test_any_datagram_is_handled_without_an_exception(data: bytes, token_known: bool) -> None:
+    """Garbage from the network: ignored, answered with RST or delivered, never a crash."""
+
+    async def main() -> None:
+        client = CoapClient()
+        ep = _Endpoint(client, ("127.0.0.1", 5683))
+        sent: list[Message] = []
+        ep.send = sent.append  # type: ignore[method-assign]
+        if token_known and len(data) > 4:
+            tkl = min(data[0] & 15, 8)
+            ex = _Exchange(ep, bytes(data[4 : 4 + tkl]), observing=True)
+            client._by_token[ex.token] = ex
+            client._by_mid[(id(ep), (data[2] << 8) | data[3])] = ex
+        client._received(ep, data)
+        for msg in sent:
+            assert msg.mtype in (ACK, 3) and msg.code == 0  # only empty ACK/RST go back
+
+    asyncio.run(main())
