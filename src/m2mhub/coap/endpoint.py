@@ -273,8 +273,9 @@ class Endpoint:
         self._outstanding: dict[tuple[Any, int], _Outgoing] = {}
         self._timers: list[tuple[float, int, _Outgoing | _Pending | ClientExchange]] = []
         self._timer_seq = 0
-        self._non_cur: dict[tuple[Any, int], Observer] = {}
-        self._non_old: dict[tuple[Any, int], Observer] = {}
+        # (peer, mid) of each observer's latest NON notification, so that an RST to it ends
+        # the observation (one entry per observer keeps memory per observer small)
+        self._non_sent: dict[tuple[Any, int], Observer] = {}
         self._block1: dict[tuple[Any, tuple[str, ...]], _Block1] = {}
         self._exchanges: dict[bytes, ClientExchange] = {}
         self._observer_count = 0
@@ -485,7 +486,7 @@ class Endpoint:
             if out.exchange is not None:
                 self._fail_exchange(out.exchange, "reset")
             return
-        ob = self._non_cur.pop(key, None) or self._non_old.pop(key, None)
+        ob = self._non_sent.pop(key, None)
         if ob is not None:
             remove_observer(ob, "RST")
 
@@ -923,6 +924,10 @@ class Endpoint:
         self._observer_count -= 1
 
     def _forget_observer(self, ob: Observer) -> None:
+        if ob.non_mid is not None:
+            if self._non_sent.get((ob.peer, ob.non_mid)) is ob:
+                del self._non_sent[(ob.peer, ob.non_mid)]
+            ob.non_mid = None
         if ob in self._observers:
             self._observers.remove(ob)
             entry = self._peer_mid.get(ob.peer)
@@ -970,10 +975,10 @@ class Endpoint:
             data = bytes((0x50 | len(token), code, mid >> 8, mid & 0xFF)) + token + tail
             self.outbox.append((data, peer))
             ob.con_count += 1
-            non = self._non_cur
-            if len(non) >= self._dd_half:
-                self._non_old = non
-                non = self._non_cur = {}
+            non = self._non_sent
+            if ob.non_mid is not None:
+                non.pop((peer, ob.non_mid), None)
+            ob.non_mid = mid
             non[(peer, mid)] = ob
 
 

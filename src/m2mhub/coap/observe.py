@@ -32,6 +32,7 @@ class Observer:
         "endpoint",
         "inflight",
         "last_con",
+        "non_mid",
         "peer",
         "request",
         "resource",
@@ -59,6 +60,7 @@ class Observer:
         self.con_count = 0
         self.last_con = now
         self.inflight: _Outgoing | None = None
+        self.non_mid: int | None = None
 
     def __repr__(self) -> str:
         return f"<Observer {self.peer} token={self.token.hex()} /{'/'.join(self.subpath)}>"
