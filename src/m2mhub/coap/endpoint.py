@@ -10,7 +10,8 @@ sleeps or touches a socket.
 Memory stays bounded: duplicate detection keeps two generations of ``(peer, mid) -> reply``
 dicts, each rotated out after ``exchange_lifetime`` or when it reaches half of
 ``dedup_capacity`` (so under very heavy load the dedup window shrinks instead of memory
-growing); block-wise uploads, observers and NON-notification records have caps too.
+growing); block-wise uploads and observers have caps too, and each observer keeps at most one
+CON notification in flight and one NON notification's message id.
 """
 
 from __future__ import annotations
