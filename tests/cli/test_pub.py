@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import signal
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.client.cli_support import (
+    ENV,
     Responder,
     normalise,
     replace_tool_name,
@@ -17,7 +20,7 @@ from tests.client.cli_support import (
     scripted_peer,
     start_tool,
 )
-from tests.support import free_tcp_port, mosquitto_broker, require
+from tests.support import M2MHUB, free_tcp_port, mosquitto_broker, require
 
 pytestmark = pytest.mark.interop
 
@@ -321,3 +324,27 @@ def test_publish_refused_by_acl_warns_like_mosquitto_pub(tmp_path: Path, qos: st
         plain = run_tool("pub", "-p", str(port), "-t", "x", "-m", "y", "-q", qos, "-V", "5")
     assert ours == theirs
     assert (plain.code, plain.err) == (0, "Warning: Publish 1 failed: Not authorized.\n")
+
+
+def test_ctrl_c_ends_lines_mode_while_stdin_is_open(port: int) -> None:
+    """Ctrl-C must not wait for the next line from a terminal (or pipe) that stays open."""
+    proc = subprocess.Popen(
+        [*M2MHUB, "pub", "-d", "-p", str(port), "-t", "pub/ctrlc", "-l"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=ENV,
+        # A background job may inherit SIGINT ignored; a terminal's Ctrl-C is not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(b"one\n")
+        proc.stdin.flush()
+        for line in proc.stdout:
+            if b"sending PUBLISH" in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 130
+    finally:
+        proc.kill()
+        proc.wait()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import io
+import concurrent.futures
 import os
 import sys
+import threading
 from dataclasses import dataclass, field
-from typing import cast
 
 from m2mhub.cli._args import ArgReader, HelpRequested, UsageError
 from m2mhub.cli._mqtt_options import (
@@ -44,6 +44,7 @@ Usage: m2mhub pub {{[-h host] [-p port] [-u username] [-P password] -t topic | -
 {COMMON_HELP}
 """
 
+EXIT_INTERRUPTED = 130  # what a shell reports for mosquitto_pub killed by Ctrl-C
 MODE_MESSAGE, MODE_FILE, MODE_LINES, MODE_STDIN, MODE_NULL = "m", "f", "l", "s", "n"
 
 
@@ -129,23 +130,46 @@ def _load_payload(opts: PubOptions) -> bytes | None:
     return None
 
 
+def _stdin_chunks(loop: asyncio.AbstractEventLoop) -> asyncio.Queue[bytes]:
+    """stdin, in chunks of whatever is available (b"" at the end), read by a daemon thread.
+
+    Not the loop's executor: a thread blocked on a terminal would keep Ctrl-C from ending the
+    program. The queue is bounded, so a fast pipe waits for the network.
+    """
+    queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=16)
+    # os.read on the descriptor, not sys.stdin.buffer: at exit the interpreter would wait
+    # for the buffered reader's lock held by this thread.
+    fd = sys.stdin.fileno()
+
+    def reader() -> None:
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            try:
+                asyncio.run_coroutine_threadsafe(queue.put(chunk), loop).result()
+            except (RuntimeError, concurrent.futures.CancelledError):
+                return  # the loop is gone
+            if not chunk:
+                return
+
+    threading.Thread(target=reader, name="stdin", daemon=True).start()
+    return queue
+
+
 async def _publish_lines(session: Session, opts: PubOptions) -> None:
     """-l: one message per stdin line (newline stripped), pipelined like mosquitto_pub.
 
-    stdin is read in chunks of whatever is available, so typed lines go out at once and piped
-    files go out fast.
+    Typed lines go out at once; piped files go out in large batches.
     """
-    loop = asyncio.get_running_loop()
-    read = cast(io.BufferedReader, sys.stdin.buffer).read1
+    chunks = _stdin_chunks(asyncio.get_running_loop())
     publish = session.client.publish_nowait
     topic, qos, retain = opts.topics[0], opts.qos, opts.retain
     props = opts.properties.get("publish") or None
     pending: list[asyncio.Future[int]] = []
     rest = b""
-    while True:
-        chunk = await loop.run_in_executor(None, read, 65536)
-        if not chunk:
-            break
+    while chunk := await chunks.get():
         lines = (rest + chunk).split(b"\n")
         rest = lines.pop()
         for line in lines:
@@ -219,4 +243,4 @@ def run(argv: list[str]) -> int:
     try:
         return asyncio.run(_main(opts, payload))
     except KeyboardInterrupt:
-        return 0
+        return EXIT_INTERRUPTED
