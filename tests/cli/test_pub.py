@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -23,6 +24,10 @@ from tests.client.cli_support import (
 from tests.support import M2MHUB, free_tcp_port, mosquitto_broker, require
 
 pytestmark = pytest.mark.interop
+
+# Started as root, mosquitto drops to user "mosquitto", who cannot read pytest's 0700 temporary
+# directories; "user root" keeps it root. (Not root: it runs as us and reads them anyway.)
+RUN_AS = ["user root"] if os.geteuid() == 0 else []
 
 
 @pytest.fixture(scope="module")
@@ -305,7 +310,7 @@ def test_unix_socket(tmp_path: Path) -> None:
     sockdir = Path(tempfile.mkdtemp(prefix="m2mhub-unix-"))  # short: AF_UNIX paths are short
     path = sockdir / "mqtt.sock"
     try:
-        with mosquitto_broker(tmp_path, [f"listener 0 {path}", "user root"]):
+        with mosquitto_broker(tmp_path, [f"listener 0 {path}", *RUN_AS]):
             theirs, ours = both("-d", "--unix", str(path), "-t", "pub/unix", "-m", "x", "-q", "1")
             assert ours == theirs
             assert ours[3] == "Client <id> received PUBACK (Mid: 1, RC:0)"
@@ -319,7 +324,7 @@ def test_unix_socket(tmp_path: Path) -> None:
 def test_publish_refused_by_acl_warns_like_mosquitto_pub(tmp_path: Path, qos: str) -> None:
     acl = tmp_path / "acl"
     acl.write_text("topic read #\n")  # anonymous may read, not write
-    with mosquitto_broker(tmp_path, [f"acl_file {acl}", "user root"]) as (_, port):
+    with mosquitto_broker(tmp_path, [f"acl_file {acl}", *RUN_AS]) as (_, port):
         theirs, ours = both("-d", "-p", str(port), "-t", "x", "-m", "y", "-q", qos, "-V", "5")
         plain = run_tool("pub", "-p", str(port), "-t", "x", "-m", "y", "-q", qos, "-V", "5")
     assert ours == theirs
