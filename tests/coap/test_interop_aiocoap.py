@@ -109,6 +109,9 @@ def test_observe_alarm_sees_mqtt_publish(hub: tuple[int, int]) -> None:
         first = await req.response
         assert first.payload == b"OFF" and first.opt.observe is not None
         seen = []
+        # One iterator for the whole observation: aiocoap only queues notifications for
+        # iterators that exist when they arrive.
+        notifications = req.observation.__aiter__()
         for state in ("ON", "OFF"):
             await asyncio.to_thread(
                 subprocess.run,
@@ -116,7 +119,7 @@ def test_observe_alarm_sees_mqtt_publish(hub: tuple[int, int]) -> None:
                 check=True,
                 timeout=10,
             )
-            notification = await req.observation.__aiter__().__anext__()
+            notification = await notifications.__anext__()
             seen.append(notification.payload)
         assert seen == [b"ON", b"OFF"]
         req.observation.cancel()
@@ -137,8 +140,9 @@ def test_vanished_aiocoap_observer_is_dropped_with_its_subscription() -> None:
         topics = hub.face.site.topics
         assert topics.observer_count() == 1
         assert list(topics._subscribers) == [("aiocoap", "gone")]
+        notifications = req.observation.__aiter__()
         hub.publish("aiocoap/gone", b"still here", qos=1)
-        notification = await req.observation.__aiter__().__anext__()
+        notification = await notifications.__anext__()
         assert notification.payload == b"still here"
         await ctx.shutdown()  # the client goes away without a word
         hub.publish("aiocoap/gone", b"anyone?", qos=1)

@@ -45,6 +45,7 @@ Clock = Callable[[], float]
 ALARM_TOPIC: Final = "alarm"
 ALARM_STATES: Final = (b"ON", b"OFF")
 CONTENT_TYPE_PROPERTY: Final = 3  # MQTT 5 Content Type
+REPRESENTATION_CACHE: Final = 4096  # topics whose GET answer is kept ready
 
 
 def _content_type(content_format: int | None) -> dict[int, Any] | None:
@@ -239,6 +240,7 @@ class TopicResource(ObservablePrefixResource):
         self.clock = clock
         self._subscribers: dict[tuple[str, ...], _TopicSubscriber] = {}
         self._wanted_qos: dict[tuple[str, ...], int] = {}
+        self._representations: dict[str, tuple[bytes, Message]] = {}
 
     @staticmethod
     def topic_of(request: Message) -> str:
@@ -268,7 +270,17 @@ class TopicResource(ObservablePrefixResource):
                 # and the first publish is the first real value.
                 return Message(code=Code.CONTENT)
             raise NotFound("no retained message")
-        return _representation(retained[0], retained[2])
+        # The engine copies what a handler returns, so one representation per retained value
+        # serves every GET until the value changes (the stored payload object is the key).
+        payload = retained[0]
+        cached = self._representations.get(topic)
+        if cached is not None and cached[0] is payload:
+            return cached[1]
+        msg = _representation(payload, retained[2])
+        if len(self._representations) >= REPRESENTATION_CACHE:
+            self._representations.clear()
+        self._representations[topic] = (payload, msg)
+        return msg
 
     def _note_qos(self, request: Message) -> None:
         """``?qos=`` on a registration raises the subscription QoS of that path."""
