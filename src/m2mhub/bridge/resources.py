@@ -46,6 +46,7 @@ ALARM_TOPIC: Final = "alarm"
 ALARM_STATES: Final = (b"ON", b"OFF")
 CONTENT_TYPE_PROPERTY: Final = 3  # MQTT 5 Content Type
 REPRESENTATION_CACHE: Final = 4096  # topics whose GET answer is kept ready
+CACHED_PAYLOAD_MAX: Final = 4096  # larger values are not kept (at most 16 MiB in the cache)
 
 
 def _content_type(content_format: int | None) -> dict[int, Any] | None:
@@ -277,9 +278,10 @@ class TopicResource(ObservablePrefixResource):
         if cached is not None and cached[0] is payload:
             return cached[1]
         msg = _representation(payload, retained[2])
-        if len(self._representations) >= REPRESENTATION_CACHE:
-            self._representations.clear()
-        self._representations[topic] = (payload, msg)
+        if len(payload) <= CACHED_PAYLOAD_MAX:  # bounded memory even for big values
+            if len(self._representations) >= REPRESENTATION_CACHE:
+                self._representations.clear()
+            self._representations[topic] = (payload, msg)
         return msg
 
     def _note_qos(self, request: Message) -> None:
