@@ -107,3 +107,25 @@ def test_hub_log_contains_no_line_twice_for_one_failure() -> None:
     c = hub.connected("c")
     c.send_bytes(b"\x00\x00")
     assert sum("Client c" in line for line in hub.lines) == 1
+
+
+class Broken:
+    def deliver(
+        self, topic: str, payload: bytes, qos: int, retain: bool, properties: dict[int, Any]
+    ) -> None:
+        raise ValueError("oops")
+
+    def __repr__(self) -> str:
+        return "Broken()"
+
+
+def test_failing_internal_subscriber_hurts_nobody() -> None:
+    hub = Hub()
+    hub.broker.subscribe_internal("t", Broken(), 0)
+    sub = hub.connected("sub")
+    sub.subscribe(("t", 0))
+    pub = hub.connected("pub")
+    pub.publish_complete("t", b"still", 1)
+    assert not pub.closed
+    assert [p.payload for p in sub.publishes()] == [b"still"]
+    assert "Error: internal subscriber Broken() failed on 't' (ValueError: oops)." in hub.lines

@@ -813,7 +813,14 @@ class Broker:
         for target, sub_qos, options in matches:
             q = sub_qos if upgrade else (qos if qos < sub_qos else sub_qos)
             if type(target) is not Session:
-                target.deliver(topic, payload, q, False, properties)
+                try:
+                    target.deliver(topic, payload, q, False, properties)
+                except Exception as exc:  # an in-process subscriber's bug stays its own
+                    if self.log.error:
+                        self.log.write(
+                            f"Error: internal subscriber {target!r} failed on '{topic}' "
+                            f"({type(exc).__name__}: {exc})."
+                        )
                 continue
             if options.no_local and target is origin:
                 continue
