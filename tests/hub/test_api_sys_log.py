@@ -129,3 +129,18 @@ def test_failing_internal_subscriber_hurts_nobody() -> None:
     assert not pub.closed
     assert [p.payload for p in sub.publishes()] == [b"still"]
     assert "Error: internal subscriber Broken() failed on 't' (ValueError: oops)." in hub.lines
+
+
+def test_heap_topics_when_the_shell_supplies_a_probe() -> None:
+    hub = Hub(sys_interval=10)
+    sizes = iter([5000, 3000])
+    hub.broker.heap_probe = lambda: next(sizes)
+    watch = hub.connected("watch")
+    watch.subscribe(("$SYS/broker/heap/+", 0))
+    hub.advance(0)
+    assert {p.topic: p.payload for p in watch.publishes()} == {
+        "$SYS/broker/heap/current": b"5000",
+        "$SYS/broker/heap/maximum": b"5000",
+    }
+    hub.advance(10)
+    assert {p.topic: p.payload for p in watch.publishes()} == {"$SYS/broker/heap/current": b"3000"}

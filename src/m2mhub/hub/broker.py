@@ -148,6 +148,10 @@ class Broker:
         self.log = log
         self.authenticator = authenticator
         self.wakeup = wakeup
+        # Optional: bytes of memory in use, for $SYS/broker/heap/* (the shell supplies it;
+        # the core itself reads nothing from the OS).
+        self.heap_probe: Callable[[], int] | None = None
+        self._heap_max = 0
         self._new_client_id = client_id_factory or _auto_client_id
         self.sessions: dict[str, Session] = {}
         self.connections: set[Connection] = set()
@@ -1258,6 +1262,11 @@ class Broker:
         stored = len(self.retained_store) + sum(
             len(s.queue or ()) + len(s.inflight) for s in self.sessions.values()
         )
+        heap: tuple[int, int] | None = None
+        if self.heap_probe is not None:
+            current = self.heap_probe()
+            self._heap_max = max(self._heap_max, current)
+            heap = (current, self._heap_max)
         for topic, text in stats.sys_messages(
             now,
             clients_connected=connected,
@@ -1266,6 +1275,7 @@ class Broker:
             retained=len(self.retained_store),
             stored=stored,
             stored_bytes=self.retained_store.bytes,
+            heap=heap,
         ):
             # Like mosquitto, a value is published only when it changed since the last time.
             if self._sys_last.get(topic) != text:

@@ -89,6 +89,7 @@ class Stats:
         retained: int,
         stored: int,
         stored_bytes: int,
+        heap: tuple[int, int] | None = None,
     ) -> list[tuple[str, str]]:
         """``($SYS topic, payload)`` pairs in mosquitto's order and wording."""
         disconnected = clients_total - clients_connected
@@ -116,6 +117,11 @@ class Stats:
             ("$SYS/broker/subscriptions/count", str(subscriptions)),
             ("$SYS/broker/shared_subscriptions/count", "0"),
             ("$SYS/broker/retained messages/count", str(retained)),
+        ]
+        if heap is not None:
+            out.append(("$SYS/broker/heap/current", str(heap[0])))
+            out.append(("$SYS/broker/heap/maximum", str(heap[1])))
+        out += [
             ("$SYS/broker/publish/messages/dropped", str(self.publish_dropped)),
             ("$SYS/broker/publish/messages/received", str(self.publish_received)),
             ("$SYS/broker/publish/messages/sent", str(self.publish_sent)),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 from typing import cast
 
@@ -28,6 +29,15 @@ WRITE_LOW_WATER = 64 * 1024
 # the acknowledgements that free receivers' in-flight windows) get their turn: loops like
 # uvloop otherwise keep reading a fast publisher many times within one iteration.
 FAIR_READ = 16 * 1024
+
+
+def resident_bytes() -> int:
+    """Memory in use by this process (resident set), for ``$SYS/broker/heap/current``."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def listeners_from_settings(settings: BrokerSettings) -> list[tuple[str | None, int]]:
@@ -125,6 +135,8 @@ class MqttServer:
         self.loop = asyncio.get_running_loop()
         self.broker = broker
         broker.wakeup = self._schedule_flush
+        if broker.heap_probe is None:
+            broker.heap_probe = resident_bytes
         for host, port in listeners:
             server = await self.loop.create_server(
                 lambda port=port: _MqttProtocol(self, port),
