@@ -96,13 +96,15 @@ def publish(
     pid: int = 1,
     dup: bool = False,
     level: int = 4,
+    props: bytes = b"",
 ) -> bytes:
+    """PUBLISH; ``props`` are raw MQTT 5 property bytes (their length is prefixed here)."""
     flags = (qos << 1) | (1 if retain else 0) | (8 if dup else 0)
     body = utf8(topic)
     if qos:
         body += struct.pack("!H", pid)
     if level == 5:
-        body += b"\x00"
+        body += varint(len(props)) + props
     return packet(PUBLISH, flags, body + payload)
 
 

@@ -107,6 +107,7 @@ class BadInput:
     log_reason: str  # regex the log line must match
     mosquitto_v5_silent: bool = False  # mosquitto 2.0.11 closes without DISCONNECT here
     mosquitto_lenient: bool = False  # mosquitto 2.0.11 lets it pass; issue 2 wants strictness
+    levels: tuple[int, ...] = (4, 5)
 
 
 AFTER_CONNECT = [
@@ -192,6 +193,57 @@ AFTER_CONNECT = [
         (0x82,),
         "protocol error|packet id|identifier",
     ),
+    # MQTT 5 properties.
+    BadInput(
+        "property_not_allowed_in_publish",
+        lambda level: raw.publish("a/b", b"x", level=level, props=b"\x11\x00\x00\x00\x05"),
+        (0x81,),
+        "malformed|propert|protocol error",
+        levels=(5,),
+    ),
+    BadInput(
+        "unknown_property",
+        lambda level: raw.publish("a/b", b"x", level=level, props=b"\x7f\x00"),
+        (0x81,),
+        "malformed|propert|protocol error",
+        levels=(5,),
+    ),
+    BadInput(
+        "property_length_overruns_packet",
+        lambda _level: raw.packet(raw.PUBLISH, 0, raw.utf8("a/b") + b"\x10\x01\x01"),
+        (0x81,),
+        "malformed|propert|length|protocol error",
+        levels=(5,),
+    ),
+    BadInput(
+        "property_twice",
+        lambda level: raw.publish("a/b", b"x", level=level, props=b"\x01\x01\x01\x01"),
+        (0x81, 0x82),
+        "malformed|propert|protocol error",
+        mosquitto_v5_silent=True,
+        levels=(5,),
+    ),
+    BadInput(
+        "topic_alias_0",
+        lambda level: raw.publish("a/b", b"x", level=level, props=b"\x23\x00\x00"),
+        (0x81, 0x82, 0x94),  # mosquitto 0x81; the spec calls it a protocol error
+        "malformed|alias|protocol error",
+        levels=(5,),
+    ),
+    BadInput(
+        "topic_alias_over_maximum",
+        lambda level: raw.publish("a/b", b"x", level=level, props=b"\x23\x00\x63"),
+        (0x94,),
+        "alias|protocol error",
+        levels=(5,),
+    ),
+    BadInput(
+        "empty_topic_without_alias",
+        lambda level: raw.publish("", b"x", level=level),
+        (0x82, 0x90),  # mosquitto 0x82
+        "protocol error|topic|alias",
+        levels=(5,),
+    ),
     BadInput(
         "subscribe_invalid_filter",
         lambda level: raw.subscribe(1, [("a/#/b", 0)], level=level),
@@ -201,8 +253,14 @@ AFTER_CONNECT = [
 ]
 
 
-@pytest.mark.parametrize("level", [4, 5], ids=["3.1.1", "5.0"])
-@pytest.mark.parametrize("bad", AFTER_CONNECT, ids=[b.name for b in AFTER_CONNECT])
+AFTER_CONNECT_CASES = [(bad, level) for bad in AFTER_CONNECT for level in bad.levels]
+
+
+@pytest.mark.parametrize(
+    ("bad", "level"),
+    AFTER_CONNECT_CASES,
+    ids=[f"{bad.name}-{'5.0' if level == 5 else '3.1.1'}" for bad, level in AFTER_CONNECT_CASES],
+)
 def test_bad_packet_after_connect(broker: Broker, bad: BadInput, level: int) -> None:
     others = Bystanders(broker, {})
     with RawClient(broker.port, level) as offender:
