@@ -212,3 +212,19 @@ def test_retain_unavailable(make_broker: BrokerFactory, level: int) -> None:
             assert seen == []
         else:  # DISCONNECT "Retain not supported"
             assert [(p.ptype, p.body[:1]) for p in seen] == [(raw.DISCONNECT, b"\x9a")]
+
+
+@pytest.mark.parametrize(("reason", "will_sent"), [(0x00, False), (0x04, True)])
+def test_v5_disconnect_reason_decides_the_will(
+    broker: Broker, reason: int, will_sent: bool
+) -> None:
+    with RawClient(broker.port) as watcher:
+        watcher.connect("v5-will-watcher")
+        watcher.subscribe([("flow/v5will/#", 1)])
+        with RawClient(broker.port, level=5) as c:
+            c.connect("v5-will", will=("flow/v5will/t", b"will", 1, False))
+            c.send(raw.packet(raw.DISCONNECT, 0, bytes([reason, 0])))
+            c.wait_closed()
+        watcher.send(raw.publish("flow/v5will/end", b"end"))
+        got = [p.publish_fields()[2] for p in watcher.collect_until(b"end")]
+        assert got == ([b"will"] if will_sent else []) + [b"end"]
