@@ -375,10 +375,10 @@ class Broker:
     ) -> None:
         """Publish a message from inside the process (e.g. a CoAP PUT/POST).
 
-        Raises :class:`TopicNameInvalid` for a bad topic name.
+        Raises :class:`TopicNameInvalid` for a bad topic name. ``now`` is accepted for symmetry
+        with the other entry points; routing does not depend on it.
         """
         validate_topic_name(topic)
-        self._now = now
         stats = self.stats
         stats.publish_received += 1
         stats.publish_bytes_received += len(payload)
