@@ -253,3 +253,24 @@ def test_ipv6_loopback_listener_logs_like_mosquitto() -> None:
     lines = asyncio.run(main())
     assert lines[0].startswith("Opening ipv6 listen socket on port ")
     assert any(line.startswith("New client connected from ::1:") for line in lines)
+
+
+@pytest.mark.interop
+def test_mosquitto_clients_v5_session_expiry_and_retained() -> None:
+    for exe in ("mosquitto_sub", "mosquitto_pub"):
+        if shutil.which(exe) is None:
+            pytest.skip(f"{exe} is not installed")
+    with broker_thread() as (port, lines):
+        sub_args = ["mosquitto_sub", "-p", str(port), "-V", "5", "-i", "v5sub", "-t", "v5/#",
+                    "-q", "2", "-c", "-x", "60", "-W", "10", "-v"]  # fmt: skip
+        subprocess.run([*sub_args, "-C", "1", "-E"], timeout=TIMEOUT, check=True)
+        for qos, text in ((1, "one"), (2, "two")):
+            pub_args = ["mosquitto_pub", "-p", str(port), "-V", "5", "-t", f"v5/{text}",
+                        "-m", text, "-q", str(qos), "-r"]  # fmt: skip
+            subprocess.run(pub_args, timeout=TIMEOUT, check=True)
+        got = subprocess.run([*sub_args, "-C", "4"], timeout=TIMEOUT, check=True,
+                             capture_output=True, text=True)  # fmt: skip
+        # Each twice, as with mosquitto 2.0.11: queued for the 5.0 session while it was away,
+        # and again as retained messages when mosquitto_sub re-subscribes (retain handling 0).
+        assert sorted(got.stdout.splitlines()) == ["v5/one one"] * 2 + ["v5/two two"] * 2
+        assert any("as v5sub (p5, c0, k60)." in line for line in lines)
