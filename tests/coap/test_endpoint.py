@@ -437,3 +437,21 @@ def test_bad_option_values() -> None:
         (Code.BAD_OPTION, 2),
         (Code.CONTENT, 3),
     ]
+
+
+def test_a_render_method_gets_every_method_without_its_own() -> None:
+    from m2mhub.coap import Resource
+
+    class Catch(Resource):
+        def render_get(self, request: Message) -> Message:
+            return Message(payload=b"get")
+
+        def render(self, request: Message) -> Message:
+            return Message(code=Code.CHANGED, payload=str(request.code).encode())
+
+    ep, _, _ = make_endpoint()
+    assert ep.site is not None
+    ep.site.add_resource(("catch",), Catch())
+    ep.datagram_received(req(path="catch", mid=1), CLIENT)
+    ep.datagram_received(req(Code.IPATCH, path="catch", mid=2), CLIENT)
+    assert [m.payload for m, _ in take(ep)] == [b"get", b"0.07 iPATCH"]

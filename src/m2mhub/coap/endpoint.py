@@ -674,7 +674,9 @@ class Endpoint:
         method = _METHODS.get(msg.code)
         handler = getattr(resource, method, None) if method is not None else None
         if handler is None:
-            return resource, Message(code=Code.METHOD_NOT_ALLOWED)
+            handler = getattr(resource, "render", None)  # one method for all, as in aiocoap
+            if handler is None:
+                return resource, Message(code=Code.METHOD_NOT_ALLOWED)
         if if_match is not None:
             etag = resource.etag
             if b"" not in if_match and (etag is None or etag not in if_match):

@@ -311,6 +311,7 @@ _SPEC: Final[dict[int, tuple[int, int, int, bool]]] = {
 
 
 _new_message = object.__new__
+_CODES: Final[dict[int, Code]] = {c.value: c for c in Code}
 
 
 def decode(data: bytes, remote: Any = None) -> Message:
@@ -436,7 +437,7 @@ def decode(data: bytes, remote: Any = None) -> Message:
         raise CoapDecodeError(BAD_OPTION, bad, mtype, code, mid, token)
     msg = _new_message(Message)
     msg.mtype = mtype
-    msg.code = code
+    msg.code = _CODES.get(code, code)  # Code members print as "0.01 GET", like aiocoap's
     msg.mid = mid
     msg.token = token
     msg.options = opts

@@ -18,7 +18,8 @@ Shaped like aiocoap's so that the lab's programs port in minutes::
     site.add_resource(("alarm",), Alarm())
 
 ``render_*`` may be plain methods or coroutines; a coroutine that never suspends is run to its end
-without touching the event loop.  A missing ``render_<method>`` answers 4.05.  Raise
+without touching the event loop.  A missing ``render_<method>`` answers 4.05, unless the resource
+defines ``render(request)``, which then gets every method (``request.code`` says which).  Raise
 :class:`CoapError` (or a subclass such as :class:`NotFound`) to answer with an error code.
 """
 
