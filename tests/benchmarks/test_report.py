@@ -150,3 +150,22 @@ def test_derived_metric_growth_per_item() -> None:
 def test_heavy_scenarios_run_only_by_name() -> None:
     assert "coap-observers-mem" not in [s.key for s in select("coap", None)]
     assert [s.key for s in select("coap", ["coap-observers-mem"])] == ["coap-observers-mem"]
+
+
+def test_a_server_thread_outside_its_core_is_noted() -> None:
+    pinned = Result("x", "m2mhub", {"mode": "mqtt"}, affinity=["0"], expected_affinity="0")
+    assert not [n for n in result_notes(pinned) if "confined" in n]
+    loose = Result("x", "m2mhub", {"mode": "mqtt"}, affinity=["0", "0-1"], expected_affinity="0")
+    assert "m2mhub: threads not confined to core 0" in result_notes(loose)
+
+
+def test_issue_column() -> None:
+    scenarios = select("mqtt", ["pairs-q1"])
+    results = [
+        Result("pairs-q1", "mosquitto", {"recv_msgs_per_s": 1}),
+        Result("pairs-q1", "m2mhub", {"recv_msgs_per_s": 2}),
+    ]
+    table = render_table(scenarios, ["mosquitto", "m2mhub"], results, "issue 2: mosquitto 2.0.11")
+    header, _, row = table.splitlines()
+    assert header.endswith("| issue 2: mosquitto 2.0.11 | notes |")
+    assert " | 40,700 | " in row

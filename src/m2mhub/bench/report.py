@@ -27,6 +27,9 @@ class Result:
     error: str | None = None
     exit_code: int | None = None
     command: str = ""
+    # Cores the server's threads may run on, read at the end of the run; [] if not read.
+    affinity: list[str] = field(default_factory=list)
+    expected_affinity: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -35,6 +38,7 @@ class Result:
             "exit_code": self.exit_code,
             "error": self.error,
             "command": self.command,
+            "server_thread_affinity": self.affinity,
             "data": self.data,
         }
 
@@ -108,6 +112,11 @@ def result_notes(result: Result) -> list[str]:
     if isinstance(errors, dict) and errors:
         shown = ", ".join(f"{k}={v}" for k, v in sorted(errors.items())[:4])
         notes.append(f"{who}: errors {shown}")
+    if result.expected_affinity is not None and result.affinity not in (
+        [],
+        [result.expected_affinity],
+    ):
+        notes.append(f"{who}: threads not confined to core {result.expected_affinity}")
     if result.exit_code not in (0, None):
         notes.append(f"{who}: mqbench exit {result.exit_code}")
     return notes
@@ -126,13 +135,20 @@ def metric_value(result: Result | None, metric: Metric) -> float | None:
     return metric.value(result.data)
 
 
-def render_table(scenarios: list[Scenario], servers: list[str], results: list[Result]) -> str:
-    """The Markdown table: scenario | each server | m2mhub / reference | notes."""
+def render_table(
+    scenarios: list[Scenario],
+    servers: list[str],
+    results: list[Result],
+    issue_label: str | None = None,
+) -> str:
+    """The Markdown table: scenario | each server | m2mhub / reference | issue figure | notes."""
     reference = next((s for s in servers if s != SUBJECT), None)
     header = ["scenario", *servers]
     with_ratio = reference is not None and SUBJECT in servers
     if with_ratio:
         header.append(f"{SUBJECT} / {reference}")
+    if issue_label:
+        header.append(issue_label)
     header.append("notes")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for scenario in scenarios:
@@ -149,6 +165,8 @@ def render_table(scenarios: list[Scenario], servers: list[str], results: list[Re
                 cells.append(
                     format_ratio(values[servers.index(SUBJECT)], values[servers.index(reference)])  # type: ignore[arg-type]
                 )
+            if issue_label:
+                cells.append(format_value(metric.issue, metric.unit) if metric.issue else "")
             cells.append("; ".join(notes) if i == 0 else "")
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)

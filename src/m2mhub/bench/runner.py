@@ -20,7 +20,7 @@ from pathlib import Path
 
 from m2mhub.bench.mqbench import ensure_mqbench, find_source, mqbench_version
 from m2mhub.bench.report import Result, parse_mqbench_output, render_table, replace_block
-from m2mhub.bench.scenarios import Scenario
+from m2mhub.bench.scenarios import ISSUE_REFERENCE, Scenario
 from m2mhub.bench.servers import ServerError, ServerKind, start_server
 
 
@@ -117,6 +117,9 @@ def run_one(
             result.error = f"mqbench did not finish within {limit:.0f}s"
             return result
         result.exit_code = done.returncode
+        if options.server_core is not None:
+            result.expected_affinity = str(options.server_core)
+            result.affinity = server.thread_affinities()
         try:
             result.data = parse_mqbench_output(done.stdout)
         except ValueError:
@@ -235,5 +238,6 @@ def render_block(
     lines += [f"- {note}" for note in options.extra_notes]
     scenario_list = list(options.scenarios)
     names = [k.name for k in options.servers]
-    lines += ["", render_table(scenario_list, names, results), ""]
+    issue_label = ISSUE_REFERENCE.get(options.group)
+    lines += ["", render_table(scenario_list, names, results, issue_label), ""]
     return "\n".join(lines)

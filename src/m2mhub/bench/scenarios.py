@@ -28,6 +28,7 @@ class Metric:
     scale: float = 1.0
     minus: tuple[str, ...] = ()  # subtract this value first (growth = end - start)
     per: tuple[str, ...] = ()  # then divide by this one (per connection, per observer)
+    issue: float | None = None  # the reference server's figure quoted in the issue
 
     def value(self, data: dict[str, Any]) -> float | None:
         value = _lookup(data, self.path)
@@ -81,8 +82,14 @@ class Scenario:
         return argv
 
 
-def _mqtt(key: str, label: str, args: tuple[str, ...], config: tuple[str, ...] = ()) -> Scenario:
-    metric = Metric(label, ("recv_msgs_per_s",), "msg/s")
+def _mqtt(
+    key: str,
+    label: str,
+    args: tuple[str, ...],
+    issue: float,
+    config: tuple[str, ...] = (),
+) -> Scenario:
+    metric = Metric(label, ("recv_msgs_per_s",), "msg/s", issue=issue)
     size = ("--size", str(PAYLOAD_SIZE))
     return Scenario(key, "mqtt", "mqtt", (*args, *size), (metric,), config)
 
@@ -92,19 +99,22 @@ MQTT_SCENARIOS: tuple[Scenario, ...] = (
         "fanin-q0",
         "fan-in QoS 0, 10 pubs -> 1 sub, delivered/s",
         ("--pubs", "10", "--subs", "1", "--qos", "0"),
+        130_800,
     ),
     _mqtt(
         "fanin-q1",
         "fan-in QoS 1, 10 pubs -> 1 sub, delivered/s (queue limits lifted)",
         ("--pubs", "10", "--subs", "1", "--qos", "1"),
+        48_800,
         LIFTED_QUEUE_LIMITS,
     ),
     _mqtt(
         "fanout-q0",
         "fan-out QoS 0, 1 pub -> 100 subs, deliveries/s",
         ("--pubs", "1", "--subs", "100", "--topics", "1", "--qos", "0"),
+        177_000,
     ),
-    _mqtt("pairs-q1", "50 pairs QoS 1, delivered/s", ("--pairs", "50", "--qos", "1")),
+    _mqtt("pairs-q1", "50 pairs QoS 1, delivered/s", ("--pairs", "50", "--qos", "1"), 40_700),
     Scenario(
         "conns",
         "mqtt",
@@ -116,6 +126,7 @@ MQTT_SCENARIOS: tuple[Scenario, ...] = (
                 ("server_rss_kb_per_conn",),
                 "kB",
                 higher_is_better=False,
+                issue=0.7,
             ),
         ),
         timed=False,
@@ -129,7 +140,7 @@ COAP_SCENARIOS: tuple[Scenario, ...] = (
         "coap",
         ("--path", "{path}", "--method", "GET", "--sockets", "4", "--concurrency", "32"),
         (
-            Metric("GET, CON, requests/s", ("req_per_s",), "req/s"),
+            Metric("GET, CON, requests/s", ("req_per_s",), "req/s", issue=87_400),
             Metric(
                 "server RSS growth over the GET CON run",
                 ("server", "rss_kb_end"),
@@ -146,7 +157,7 @@ COAP_SCENARIOS: tuple[Scenario, ...] = (
         "coap",
         "coap",
         ("--path", "{path}", "--method", "GET", "--non", "--sockets", "4", "--concurrency", "32"),
-        (Metric("GET, NON, requests/s", ("req_per_s",), "req/s"),),
+        (Metric("GET, NON, requests/s", ("req_per_s",), "req/s", issue=75_500),),
         path="/bench/get",
         seed_put=True,
     ),
@@ -160,6 +171,7 @@ COAP_SCENARIOS: tuple[Scenario, ...] = (
                 "100 observers, 1,000 PUTs back to back: notifications/s",
                 ("notifications_per_s",),
                 "notif/s",
+                issue=33_700,
             ),
             Metric(
                 "notification latency p50",
@@ -167,6 +179,7 @@ COAP_SCENARIOS: tuple[Scenario, ...] = (
                 "ms",
                 higher_is_better=False,
                 scale=0.001,
+                issue=4.4,
             ),
         ),
         timed=False,
@@ -196,6 +209,12 @@ COAP_SCENARIOS: tuple[Scenario, ...] = (
 )
 
 SCENARIOS: dict[str, tuple[Scenario, ...]] = {"mqtt": MQTT_SCENARIOS, "coap": COAP_SCENARIOS}
+
+# Whose figures the ``issue`` values of each group are (shown as an extra column).
+ISSUE_REFERENCE = {
+    "mqtt": "issue 2: mosquitto 2.0.11",
+    "coap": "issue 4: libcoap 4.3",
+}
 
 
 def select(group: str, keys: list[str] | None) -> list[Scenario]:
