@@ -17,7 +17,7 @@ import socket
 from typing import cast
 
 from m2mhub.hub.broker import Broker
-from m2mhub.hub.connection import Connection
+from m2mhub.hub.connection import CLOSED, Connection
 from m2mhub.hub.settings import BrokerSettings
 
 LOCAL_ONLY_HOSTS = ("127.0.0.1", "::1")
@@ -84,7 +84,12 @@ class _MqttProtocol(asyncio.Protocol):
         conn = self._conn
         if conn is not None:
             self._server.broker.data_received(conn, data, self._loop.time())
-            if len(data) >= FAIR_READ and conn.throttles == 0 and self._transport is not None:
+            if (
+                len(data) >= FAIR_READ
+                and conn.throttles == 0
+                and conn.state != CLOSED
+                and self._transport is not None
+            ):
                 self._transport.pause_reading()
                 self._server.sit_out(self)
 
