@@ -302,3 +302,31 @@ def test_a_broker_that_stops_answering_pings_is_detected() -> None:
 
     with scripted_peer(silent_after_connack) as port:
         run(main(port))
+
+
+def test_mqtt5_disconnect_from_the_broker_carries_its_reason() -> None:
+    """mosquitto 2.0.11 just closes on a takeover, so a scripted peer sends the DISCONNECT."""
+
+    def disconnect_on_subscribe(packet: bytes) -> bytes | None:
+        kind = packet[0] >> 4
+        if kind == 1:
+            return bytes.fromhex("2003000000")  # MQTT 5 CONNACK, no properties
+        return bytes.fromhex("e0028e00") if kind == 8 else b""  # DISCONNECT 0x8E
+
+    async def main(port: int) -> None:
+        seen: list[str] = []
+
+        def on_packet(direction: str, packet: Packet, client_id: str) -> None:
+            seen.extend(packet_log_lines(direction, packet, client_id))
+
+        client = MQTTClient(on_packet=on_packet)
+        await client.connect("127.0.0.1", port, "taken-over", protocol=5)
+        with pytest.raises(ConnectionLostError) as info:
+            await client.subscribe([("t", 0)])
+        assert info.value.reason_code == 0x8E
+        assert "Session taken over" in str(info.value)
+        assert seen[-1] == "Client taken-over received DISCONNECT (142)"
+        assert not client.connected
+
+    with scripted_peer(disconnect_on_subscribe) as port:
+        run(main(port))
