@@ -592,4 +592,5 @@ class ClientConnection:
 
     @property
     def is_mqtt5(self) -> bool:
+        """True when speaking MQTT 5.0 (reason codes and properties on the wire)."""
         return self.protocol_level == MQTT_5

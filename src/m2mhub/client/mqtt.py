@@ -194,6 +194,7 @@ class MQTTClient:
 
     @property
     def protocol_level(self) -> int:
+        """3, 4 or 5: the MQTT version of the last connect() (4 before any)."""
         return self._conn.protocol_level if self._conn is not None else 4
 
     # ---------------------------------------------------------------- life
