@@ -177,3 +177,13 @@ def test_connect_decoded_fields_reach_the_log_with_will() -> None:
     assert "Will message specified (3 bytes) (r1, q1)." in hub.lines
     assert "\tw/t" in hub.lines
     assert not any(isinstance(p, Publish) for p in c.received())
+
+
+def test_unknown_protocol_name_closes_without_connack_like_mosquitto() -> None:
+    hub = Hub()
+    other = hub.connected("other")
+    c = hub.client("x")
+    c.send_bytes(b"\x10\x0f\x00\x04ABCD\x04\x02\x00\x3c\x00\x03abc")
+    assert c.closed and c.sink.data == b""
+    assert hub.lines[-1].startswith(f"Client <unknown> ({c.conn.peer}) disconnected due to")
+    assert not other.closed
