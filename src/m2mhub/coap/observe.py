@@ -63,7 +63,8 @@ class Observer:
         self.non_mid: int | None = None
 
     def __repr__(self) -> str:
-        return f"<Observer {self.peer} token={self.token.hex()} /{'/'.join(self.subpath)}>"
+        path = "/" + "/".join(self.request.uri_path())
+        return f"<Observer {self.peer} token={self.token.hex()} {path}>"
 
 
 def add_observer(observer: Observer) -> Observer | None:
