@@ -38,7 +38,8 @@ async def main(port):
     root = resource.Site()
     root.add_resource(["alarm"], Alarm())
     root.add_resource(["big"], Big())
-    await aiocoap.Context.create_server_context(root, bind=("127.0.0.1", port))
+    # UDP only: the TCP and WebSocket transports would also want this port number.
+    await aiocoap.Context.create_server_context(root, bind=("127.0.0.1", port), transports=["udp6"])
     print("aiocoap server ready", flush=True)
     await asyncio.get_running_loop().create_future()
 
