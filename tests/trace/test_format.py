@@ -97,7 +97,8 @@ V5 = [
     (
         Connack(False, 0, {0x22: 10, 0x12: "auto-1"}),
         False,
-        "CONNACK (sp0, rc=0x00 Success, Topic Alias Maximum=10, Assigned Client Identifier='auto-1')",
+        "CONNACK (sp0, rc=0x00 Success, Topic Alias Maximum=10, "
+        "Assigned Client Identifier='auto-1')",
     ),
     (Connack(False, 0x87), False, "CONNACK (sp0, rc=0x87 Not authorized)"),
     (
