@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from functools import partial
 from pathlib import Path
 
 from m2mhub.lab.results import Outcome, table
@@ -37,31 +36,13 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _run_qos(args: argparse.Namespace) -> list[Outcome]:
     from m2mhub.lab.embedded import embedded_hub
-    from m2mhub.lab.mqtt_lab import Lab, qos_experiments
-    from m2mhub.lab.runner import Progress, run_one
+    from m2mhub.lab.mqtt_lab import run_qos
 
-    experiments = [e for e in qos_experiments() if not args.select or args.select in e.name]
-    progress = Progress(None if args.quiet else sys.stderr, len(experiments))
-
-    async def run_all(lab: Lab) -> list[Outcome]:
-        outcomes = []
-        for e in experiments:
-            outcomes.append(
-                await run_one(
-                    e.name,
-                    e.settings,
-                    e.expected,
-                    e.why,
-                    partial(e.run, lab),
-                    progress,
-                )
-            )
-        return outcomes
-
+    stream = None if args.quiet else sys.stderr
     if args.host is None and args.port is None:
         async with embedded_hub() as (port, _):
-            return await run_all(Lab("127.0.0.1", port))
-    return await run_all(Lab(args.host or "localhost", args.port or 1883))
+            return await run_qos("127.0.0.1", port, stream, args.select)
+    return await run_qos(args.host or "localhost", args.port or 1883, stream, args.select)
 
 
 async def _run_coap(args: argparse.Namespace) -> list[Outcome]:

@@ -18,12 +18,14 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import TextIO
 
 from m2mhub.client import MQTTClient, Will
 from m2mhub.client.mqtt import Message
 from m2mhub.lab import rules
 from m2mhub.lab.record import Recording, mqtt_label
-from m2mhub.lab.results import Delivery
+from m2mhub.lab.results import Delivery, Outcome
+from m2mhub.lab.runner import Progress, run_one
 from m2mhub.mqtt.packets import Packet
 
 WAIT_TIMEOUT = 5.0
@@ -383,3 +385,17 @@ def qos_experiments() -> list[Experiment]:
             ),
         )
     return out
+
+
+async def run_qos(
+    host: str, port: int, stream: TextIO | None = None, select: str | None = None
+) -> list[Outcome]:
+    """Run :func:`qos_experiments` (those whose name contains ``select``) against a broker."""
+    lab = Lab(host, port)
+    experiments = [e for e in qos_experiments() if not select or select in e.name]
+    progress = Progress(stream, len(experiments))
+    outcomes = []
+    for e in experiments:
+        body = partial(e.run, lab)
+        outcomes.append(await run_one(e.name, e.settings, e.expected, e.why, body, progress))
+    return outcomes

@@ -65,7 +65,7 @@ def _gap_rows(rec: Recording, start: float, end: float | None) -> tuple[float, f
     return first - 0.5, last - 0.5
 
 
-def sequence_svg(rec: Recording, width: int = 1160) -> str:
+def sequence_svg(rec: Recording, width: int = 1100) -> str:
     """A sequence diagram: one lifeline per lane, one labelled arrow per packet."""
     rows = max(1, len(rec.arrows))
     height = int(_row_y(rows) + 10)
