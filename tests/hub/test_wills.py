@@ -77,3 +77,52 @@ def test_will_sent_on_takeover() -> None:
     hub.connected("twin", will=Will("will/twin", b"old"))
     hub.connected("twin")
     assert [p.payload for p in watch.publishes()] == [b"old"]
+
+
+def _delayed(hub: Hub, delay: int, expiry: int = 300):  # type: ignore[no-untyped-def]
+    return hub.connected(
+        "late",
+        level=5,
+        properties={0x11: expiry},
+        will=Will("will/late", b"bye", 0, False, {0x18: delay}),
+    )
+
+
+def test_v5_will_delay_sends_after_the_delay() -> None:
+    hub = Hub()
+    watch = _watcher(hub)
+    _delayed(hub, 10).drop()
+    assert watch.publishes() == []
+    hub.advance(9)
+    assert watch.publishes() == []
+    hub.advance(1)
+    (msg,) = watch.publishes()
+    assert msg.payload == b"bye"
+
+
+def test_v5_will_delay_cancelled_by_reconnect() -> None:
+    hub = Hub()
+    watch = _watcher(hub)
+    _delayed(hub, 10).drop()
+    hub.advance(5)
+    back = hub.client("late", level=5)
+    back.connect(clean=False, properties={0x11: 300})
+    hub.advance(10)
+    assert watch.publishes() == []
+
+
+def test_v5_will_sent_when_session_ends_before_the_delay() -> None:
+    hub = Hub()
+    watch = _watcher(hub)
+    _delayed(hub, 100, expiry=5).drop()
+    hub.advance(5)
+    assert [p.payload for p in watch.publishes()] == [b"bye"]
+    hub.advance(100)
+    assert watch.publishes() == []
+
+
+def test_v5_will_delay_ignored_for_a_session_that_ends_at_disconnect() -> None:
+    hub = Hub()
+    watch = _watcher(hub)
+    _delayed(hub, 100, expiry=0).drop()
+    assert [p.payload for p in watch.publishes()] == [b"bye"]

@@ -68,6 +68,7 @@ from m2mhub.mqtt.packets import (
     SubscriptionOptions,
     Unsuback,
     Unsubscribe,
+    Will,
 )
 from m2mhub.mqtt.topics import validate_topic_name
 from m2mhub.store.retained import RetainedStore
@@ -105,6 +106,7 @@ PROP_TOPIC_ALIAS_MAXIMUM = 0x22
 PROP_TOPIC_ALIAS = 0x23
 PROP_RETAIN_AVAILABLE = 0x25
 PROP_SUBSCRIPTION_ID = 0x0B
+PROP_WILL_DELAY = 0x18
 
 # Properties that belong to one hop and are not forwarded to subscribers.
 _NOT_FORWARDED = (PROP_TOPIC_ALIAS, PROP_SUBSCRIPTION_ID)
@@ -171,6 +173,8 @@ class Broker:
         self._next_sys: float | None = now if settings.sys_interval > 0 else None
         self._next_expiry_check: float | None = None
         self._expiries: list[tuple[float, int, Session]] = []
+        # 5.0 wills waiting for their Will Delay Interval: (when, seq, session, will).
+        self._wills: list[tuple[float, int, Session, float, Will]] = []
         self._max_inflight = settings.max_inflight_messages or 65535
         self._queue_limit = settings.max_queued_messages
         self._queue_byte_limit = settings.max_queued_bytes
@@ -320,6 +324,10 @@ class Broker:
             soonest = min(self._throttling.values()) + THROTTLE_LIMIT
             if best is None or soonest < best:
                 best = soonest
+        if self._wills:
+            soonest_will = self._wills[0][0]
+            if best is None or soonest_will < best:
+                best = soonest_will
         for t in (self._next_sys, self._next_expiry_check):
             if t is not None and (best is None or t < best):
                 best = t
@@ -345,6 +353,8 @@ class Broker:
                 self.log.write(f"Client {conn.name} has exceeded timeout, disconnecting.")
             self._close(conn, now, publish_will=True)
         self._now = now
+        if self._wills and self._wills[0][0] <= now:
+            self._due_wills(now)
         if self._throttling:
             for target, since in list(self._throttling.items()):
                 if now - since >= THROTTLE_LIMIT:
@@ -464,15 +474,49 @@ class Broker:
             if not session.persistent:
                 self._drop_session(session)
         if will is not None and publish_will:
-            self._route(
-                will.topic,
-                will.payload,
-                will.qos,
-                will.retain and self.settings.retain_available,
-                will.properties,
-                None,
-            )
+            delay = int(will.properties.get(PROP_WILL_DELAY, 0)) if will.properties else 0
+            if delay > 0 and session is not None and session.persistent:
+                # 5.0: sent after the delay unless the client is back by then.
+                heapq.heappush(self._wills, (now + delay, next(self._seq), session, now, will))
+            else:
+                self._publish_will(will)
         self._flush_if_no_shell()
+
+    def _publish_will(self, will: Will) -> None:
+        properties = {k: v for k, v in will.properties.items() if k != PROP_WILL_DELAY}
+        self._route(
+            will.topic,
+            will.payload,
+            will.qos,
+            will.retain and self.settings.retain_available,
+            properties,
+            None,
+        )
+
+    def _due_wills(self, now: float) -> None:
+        wills = self._wills
+        while wills and wills[0][0] <= now:
+            _, _, session, gone_at, will = heapq.heappop(wills)
+            # Not if the client came back meanwhile (even if it left again since).
+            if (
+                self.sessions.get(session.client_id) is session
+                and session.connection is None
+                and session.disconnected_at == gone_at
+            ):
+                self._publish_will(will)
+
+    def _wills_of_ending_session(self, session: Session) -> None:
+        """A session that ends sends its delayed will now (MQTT 5: whichever comes first)."""
+        if not self._wills:
+            return
+        keep = []
+        for entry in self._wills:
+            if entry[2] is session and session.disconnected_at == entry[3]:
+                self._publish_will(entry[4])
+            else:
+                keep.append(entry)
+        heapq.heapify(keep)
+        self._wills = keep
 
     def _flush_if_no_shell(self) -> None:
         # Work done outside data_received (timers, closes) still needs a flush.
@@ -514,6 +558,7 @@ class Broker:
             if self.log.notice:
                 self.log.write(f"Expiring client {session.client_id} due to timeout.")
             self.stats.clients_expired += 1
+            self._wills_of_ending_session(session)
             self._drop_session(session)
         self._next_expiry_check = heap[0][0] if heap else None
 
