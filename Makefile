@@ -16,7 +16,7 @@ PYTEST_WORKERS ?= 2
 
 # What building the venv needs, and the real third-party peers the interop tests talk to.
 PYTHON_PACKAGES := python3 python3-venv
-PEER_PACKAGES := mosquitto mosquitto-clients libcoap3-bin tshark
+PEER_PACKAGES := mosquitto mosquitto-clients libcoap3-bin tshark chromium
 
 .PHONY: serve test setup python-deps system-deps lint typecheck pytest bench clean
 
