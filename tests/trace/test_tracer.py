@@ -3,6 +3,7 @@ malformed ones), and the pcap file as tshark reads it."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -251,3 +252,76 @@ def test_malformed_coap_is_forwarded_unchanged_and_shown() -> None:
     assert "-> MALFORMED (truncated header (2 bytes)) 2 bytes 40 01" in out
     assert "<- MALFORMED (payload marker with no payload) 5 bytes 40 01 00 01 ff" in out
     assert "-> NON GET mid=0x0002 /time" in out
+
+
+def _exchange_through(listen: int, send: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", listen), timeout=10) as client:
+        client.sendall(send)
+        got = bytearray()
+        while chunk := client.recv(65536):
+            got += chunk
+    return bytes(got)
+
+
+def test_json_and_detail_output(tmp_path: Path) -> None:
+    connect = encode(Connect(protocol_level=5, client_id="j", properties={0x11: 10}), 5)
+    reply = b"\x20\x03\x00\x00\x00"
+    for flag in ("--json", "-V"):
+        server = RecordingServer(len(connect), reply)
+        listen = free_tcp_port()
+        with tracer("--mqtt", f"{listen}:127.0.0.1:{server.port}", flag) as trace:
+            assert _exchange_through(listen, connect) == reply
+            trace.wait_for_line("closed by the server")
+            out = trace.lines
+        if flag == "--json":
+            records = [json.loads(line) for line in out if line.startswith("{")]
+            packets = [r for r in records if "type" in r]
+            assert [(r["direction"], r["type"]) for r in packets] == [
+                ("->", "CONNECT"),
+                ("<-", "CONNACK"),
+            ]
+            assert packets[0]["properties"] == {"Session Expiry Interval": 10}
+            assert packets[0]["raw"] == connect.hex() and packets[1]["raw"] == reply.hex()
+            assert packets[0]["conn"] == "c1(j)"
+        else:
+            assert "      Session Expiry Interval (0x11): 10" in out
+            assert "    reason code: 0x00 Success" in out
+            assert any(line.startswith("    0000  10 ") for line in out)
+
+
+def test_forwarding_goes_on_when_the_output_is_closed() -> None:
+    connect = encode(Connect(client_id="x"), 4)
+    reply = b"\x20\x02\x00\x00"
+    server = RecordingServer(len(connect), reply)
+    listen = free_tcp_port()
+    proc = subprocess.Popen(
+        [*M2MHUB, "trace", "--mqtt", f"{listen}:127.0.0.1:{server.port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=ENV,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None and proc.stdout is not None
+        assert "tracing MQTT" in proc.stderr.readline()
+        proc.stdout.close()
+        assert _exchange_through(listen, connect) == reply
+        assert bytes(server.received) == connect
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert "tracing failed" in err and "still forwarding" in err
+
+
+def test_bad_arguments() -> None:
+    for args, message in [
+        ([], "give at least one --mqtt or --coap"),
+        (["--mqtt", "1884:localhost"], "expected LISTEN_PORT:HOST:PORT"),
+        (["--coap", "x:localhost:5683"], "ports must be numbers"),
+        (["--mqtt", "1:h:2", "--json", "-V"], "exclude each other"),
+    ]:
+        done = subprocess.run(
+            [*M2MHUB, "trace", *args], capture_output=True, text=True, timeout=30, env=ENV
+        )
+        assert done.returncode == 2
+        assert message in done.stderr

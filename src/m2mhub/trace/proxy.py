@@ -9,7 +9,9 @@ Bytes are forwarded unchanged and at once; a copy goes to the sans-IO decoders
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, Final, TextIO, cast
@@ -54,7 +56,7 @@ def _show(addr: Address) -> str:
 class TraceSink:
     """Where traced units go: formatted text to ``out`` and, optionally, a pcap file."""
 
-    __slots__ = ("clock", "formatter", "out", "pcap")
+    __slots__ = ("broken", "clock", "failures", "formatter", "out", "pcap")
 
     def __init__(
         self,
@@ -67,10 +69,28 @@ class TraceSink:
         self.out = out
         self.pcap = pcap
         self.clock = clock
+        self.broken = False
+        self.failures = 0
 
     def emit(self, text: str) -> None:
-        self.out.write(text + "\n")
-        self.out.flush()
+        if self.broken:
+            return
+        try:
+            self.out.write(text + "\n")
+            self.out.flush()
+        except (OSError, ValueError) as exc:  # closed pipe or file: keep forwarding
+            self.broken = True
+            self.failure(exc)
+
+    def failure(self, exc: Exception) -> None:
+        """Tracing failed (output closed, disk full, a formatter bug): say so once on stderr
+        and go on forwarding; printing stops when the output itself is broken."""
+        if isinstance(exc, OSError):
+            self.broken = True
+        if self.failures < 3:
+            self.failures += 1
+            with contextlib.suppress(Exception):
+                print(f"m2mhub trace: tracing failed ({exc!r}); still forwarding", file=sys.stderr)
 
     def mqtt_frames(self, frames: list[Frame], when: float, direction: str, conn: str) -> None:
         fmt = self.formatter
@@ -206,6 +226,12 @@ class _MqttSession:
         target = self.upstream if from_client else self.client
         if target is not None and target.transport is not None:
             target.transport.write(data)  # forwarded first, unchanged
+        try:
+            self._trace(from_client, data)
+        except Exception as exc:  # tracing must never stop the traffic
+            self.proxy.sink.failure(exc)
+
+    def _trace(self, from_client: bool, data: bytes) -> None:
         sink = self.proxy.sink
         when = sink.clock()
         if sink.pcap is not None and self.flow is not None:
@@ -213,11 +239,7 @@ class _MqttSession:
             sink.pcap.flush()
         conv = self.conversation
         direction = conv.from_client if from_client else conv.from_server
-        try:
-            frames = direction.feed(data)
-        except Exception as exc:  # a decoder bug must never stop the traffic
-            frames = [Frame(bytes(data), error=None)]
-            sink.emit(f"# decoder failure: {exc!r}")
+        frames = direction.feed(data)
         sink.mqtt_frames(
             frames, when, CLIENT_TO_SERVER if from_client else SERVER_TO_CLIENT, self.conn
         )
@@ -226,6 +248,16 @@ class _MqttSession:
         if self.closed:
             return
         self.closed = True
+        try:
+            self._trace_close(from_client)
+        except Exception as exc:  # tracing must never keep a connection open
+            self.proxy.sink.failure(exc)
+        for side in (self.client, self.upstream):
+            if side is not None and side.transport is not None:
+                side.transport.close()
+        self.proxy.sessions.discard(self)
+
+    def _trace_close(self, from_client: bool) -> None:
         sink = self.proxy.sink
         when = sink.clock()
         conv = self.conversation
@@ -240,10 +272,6 @@ class _MqttSession:
         if sink.pcap is not None and self.flow is not None:
             sink.pcap.tcp_close(when, self.flow, client_first=from_client)
             sink.pcap.flush()
-        for side in (self.client, self.upstream):
-            if side is not None and side.transport is not None:
-                side.transport.close()
-        self.proxy.sessions.discard(self)
 
     def pause_reading(self, from_client: bool) -> None:
         side = self.client if from_client else self.upstream
@@ -406,16 +434,16 @@ class CoapProxy:
 
     def traced(self, data: bytes, client: Address, server: Address, *, from_client: bool) -> None:
         sink = self.sink
-        when = sink.clock()
-        if sink.pcap is not None:
-            src, dst = (client, server) if from_client else (server, client)
-            sink.pcap.udp(when, src, dst, data)
-            sink.pcap.flush()
-        direction = CLIENT_TO_SERVER if from_client else SERVER_TO_CLIENT
         try:
+            when = sink.clock()
+            if sink.pcap is not None:
+                src, dst = (client, server) if from_client else (server, client)
+                sink.pcap.udp(when, src, dst, data)
+                sink.pcap.flush()
+            direction = CLIENT_TO_SERVER if from_client else SERVER_TO_CLIENT
             sink.coap_datagram(data, when, direction, _show(client))
-        except Exception as exc:  # a formatter bug must never stop the traffic
-            sink.emit(f"# decoder failure: {exc!r}")
+        except Exception as exc:  # tracing must never stop the traffic
+            sink.failure(exc)
 
     def _drop(self, up: _Upstream) -> None:
         self.upstreams.pop(up.client, None)
