@@ -8,6 +8,7 @@ so these tests need no TCP and no third-party program.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -336,5 +337,25 @@ def test_etag_validation() -> None:
         hub.publish("etag/t", b"changed", retain=True)
         changed = await hub.client.request("GET", hub.uri("/ps/etag/t"), options=[(o.ETAG, etag)])
         assert (changed.code, changed.payload) == (Code.CONTENT, b"changed")
+
+    run(body)
+
+
+def test_client_falls_back_to_the_next_address_of_a_name() -> None:
+    """A name whose first address has no server (ICMP refused) is tried at its next one, as
+    for ``localhost`` giving ::1 to a server on 127.0.0.1 only."""
+
+    async def body(hub: Hub) -> None:
+        name = ("dual.test", hub.port)
+        hub.client._resolved[name] = [
+            (socket.AF_INET6, ("::1", hub.port)),  # nothing listens there: this hub is IPv4
+            (socket.AF_INET, ("127.0.0.1", hub.port)),
+        ]
+        r = await hub.client.request("GET", f"coap://dual.test:{hub.port}/alarm")
+        assert r.payload == b"OFF"
+        assert hub.client._resolved[name][0][1][0] == "127.0.0.1"  # remembered
+        hub.client._resolved[name].reverse()  # ::1 first again: the registration falls back too
+        async with hub.client.observe(f"coap://dual.test:{hub.port}/alarm") as obs:
+            assert (await obs.__anext__()).payload == b"OFF"
 
     run(body)

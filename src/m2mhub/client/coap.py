@@ -22,9 +22,9 @@ import random
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import Any, Final, cast
+from typing import Any, Final, TypeVar, cast
 
 from m2mhub.client.coap_uri import CoapUri, parse_uri
 from m2mhub.coap import options as o
@@ -58,6 +58,8 @@ METHODS: Final[dict[str, int]] = {
     "PATCH": o.Code.PATCH,
     "IPATCH": o.Code.IPATCH,
 }
+
+T = TypeVar("T")
 
 Trace = Callable[[str, Message], None]
 """Called with ``("send" | "recv", message)`` for every datagram the client sends or receives."""
@@ -178,7 +180,7 @@ class CoapClient:
         self._by_token: dict[bytes, _Exchange] = {}
         self._by_mid: dict[tuple[int, int], _Exchange] = {}
         self._recent_con: OrderedDict[tuple[int, int], Message] = OrderedDict()
-        self._resolved: dict[tuple[str, int], tuple[int, tuple[str, int]]] = {}
+        self._resolved: dict[tuple[str, int], list[tuple[int, tuple[str, int]]]] = {}
         self._opening = asyncio.Lock()
         self._mid = random.randrange(0x10000)
 
@@ -227,10 +229,15 @@ class CoapClient:
         ``block_start`` is the first block number (coap-client's ``-b num,size``).
         """
         target = parse_uri(uri) if isinstance(uri, str) else uri
-        endpoint = await self._endpoint(target)
-        msg = self._build(method, target, payload, options, content_format, accept)
-        async with asyncio.timeout(timeout):
-            return await self._blockwise(endpoint, msg, confirmable, token, block_size, block_start)
+
+        async def attempt(endpoint: _Endpoint) -> Message:
+            msg = self._build(method, target, payload, options, content_format, accept)
+            async with asyncio.timeout(timeout):
+                return await self._blockwise(
+                    endpoint, msg, confirmable, token, block_size, block_start
+                )
+
+        return await self._with_fallback(target, attempt)
 
     def observe(
         self,
@@ -278,30 +285,50 @@ class CoapClient:
             msg.add(number, value)
         return msg
 
-    async def _resolve(self, target: CoapUri) -> tuple[int, tuple[str, int]]:
-        """(family, (address, port)) of the URI's host: the first address, as coap-client."""
+    async def _resolve(self, target: CoapUri) -> list[tuple[int, tuple[str, int]]]:
+        """Every (family, (address, port)) of the URI's host, the one to try first first."""
         name = (target.host, target.port)
         found = self._resolved.get(name)
         if found is not None:
             return found
         if target.is_literal:
             family = socket.AF_INET6 if ":" in target.host else socket.AF_INET
-            found = (family, name)
+            found = [(family, name)]
         else:
             loop = asyncio.get_running_loop()
             try:
                 infos = await loop.getaddrinfo(target.host, target.port, type=socket.SOCK_DGRAM)
             except socket.gaierror as e:
                 raise NetworkError(f"cannot resolve {target.host}: {e.strerror}") from None
-            if not infos:
+            found = []
+            for family, _, _, _, sockaddr in infos:
+                entry = (int(family), (str(sockaddr[0]), int(sockaddr[1])))
+                if entry not in found:
+                    found.append(entry)
+            if not found:
                 raise NetworkError(f"cannot resolve {target.host}")
-            family, _, _, _, sockaddr = infos[0]
-            found = (family, (str(sockaddr[0]), int(sockaddr[1])))
         self._resolved[name] = found
         return found
 
-    async def _endpoint(self, target: CoapUri) -> _Endpoint:
-        family, remote = await self._resolve(target)
+    async def _with_fallback(
+        self, target: CoapUri, attempt: Callable[[_Endpoint], Awaitable[T]]
+    ) -> T:
+        """Run ``attempt`` on the host's first address; if the network refuses it (ICMP: no
+        server there, e.g. ``localhost`` giving ::1 to a server on 127.0.0.1 only), try the
+        next address, and remember which one worked."""
+        addresses = await self._resolve(target)
+        for tries_left in range(len(addresses) - 1, -1, -1):
+            family, remote = addresses[0]
+            ep = await self._endpoint(family, remote)
+            try:
+                return await attempt(ep)
+            except NetworkError:
+                if not tries_left:
+                    raise
+                addresses.append(addresses.pop(0))
+        raise AssertionError("unreachable")
+
+    async def _endpoint(self, family: int, remote: tuple[str, int]) -> _Endpoint:
         key: tuple[Any, ...] = remote
         ep = self._endpoints.get(key)
         if ep is not None:
@@ -628,8 +655,10 @@ class Observation:
 
     async def start(self) -> None:
         """Send the registration; returns once it has been acknowledged (or answered)."""
+        await self.client._with_fallback(self.target, self._register)
+
+    async def _register(self, ep: _Endpoint) -> None:
         client = self.client
-        ep = await client._endpoint(self.target)
         msg = self.request
         msg.token = self.token if self.token is not None else client._new_token()
         if self.block_size:
