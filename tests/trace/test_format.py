@@ -376,3 +376,27 @@ def test_coap_malformed(data: bytes, reason: str) -> None:
         data, info.value, when=0, direction="->", conn="a", protocol="coap"
     )
     assert text == f"t=0 a -> MALFORMED ({reason}) {len(data)} bytes {data.hex(' ')}"
+
+
+def test_mqtt_31_connect() -> None:
+    packet, raw = roundtrip(
+        Connect(protocol_level=3, client_id="old", protocol_name="MQIsdp"), 3, True
+    )
+    assert mqtt_summary(packet) == "CONNECT (p3, c1, k60, id 'old')"
+    assert raw[4:10] == b"MQIsdp"
+
+
+def test_unsupported_protocol_level_then_connack() -> None:
+    conv = MqttConversation()
+    bad_connect = b"\x10\x0c\x00\x04MQTT\x07\x02\x00\x3c\x00\x00"
+    [frame] = conv.from_client.feed(bad_connect)
+    assert frame.packet is None and frame.error is not None
+    text = PacketFormatter("line", _clock).malformed(
+        frame.raw, frame.error, when=0, direction="->", conn="c1", protocol="mqtt"
+    )
+    assert text.startswith("t=0 c1 -> MALFORMED (0x84 Unsupported Protocol Version: ")
+    [answer] = conv.from_server.feed(b"\x20\x02\x00\x01")
+    assert answer.packet is not None
+    assert mqtt_summary(answer.packet, answer.level) == (
+        "CONNACK (sp0, rc=1 Connection Refused: unacceptable protocol version.)"
+    )

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Final
 
 from m2mhub.mqtt.codec import decode
-from m2mhub.mqtt.errors import MalformedPacket, MQTTError
-from m2mhub.mqtt.packets import Connect, Packet
+from m2mhub.mqtt.errors import MalformedPacket, MQTTError, UnsupportedProtocolVersion
+from m2mhub.mqtt.packets import MQTT_3_1_1, Connect, Packet
 
 __all__ = ["Frame", "MqttConversation", "MqttDirection"]
 
@@ -102,6 +102,9 @@ class MqttDirection:
                 packet = decode(raw, level)
             except MQTTError as exc:
                 buf[:0] = raw
+                if isinstance(exc, UnsupportedProtocolVersion) and conv.protocol_level is None:
+                    # The server answers in 3.1.1 (CONNACK 0x01), as mosquitto does.
+                    conv.protocol_level = MQTT_3_1_1
                 frames.append(self._fail(exc))
                 break
             if isinstance(packet, Connect):
