@@ -160,3 +160,46 @@ def test_v5_session_expiry_never_unless_persistent_client_expiration() -> None:
     again.drop()
     capped.advance(61)
     assert "s5" not in capped.broker.sessions
+
+
+def _v5_offline(hub: Hub) -> None:
+    sub = hub.connected("s5", level=5, properties={0x11: 3600})
+    sub.subscribe(("t", 1))
+    sub.drop()
+
+
+def _publish_expiring(hub: Hub, seconds: int, retain: bool = False) -> None:
+    pub = hub.connected("pub5", level=5)
+    pub.send(Publish("t", b"soon gone", 1, retain, False, 1, {0x02: seconds}))
+
+
+def test_v5_queued_message_carries_the_time_left() -> None:
+    hub = Hub()
+    _v5_offline(hub)
+    _publish_expiring(hub, 10)
+    hub.advance(4)
+    back = hub.client("s5", level=5)
+    back.connect(clean=False, properties={0x11: 3600})
+    (msg,) = [p for p in back.pending if isinstance(p, Publish)]
+    assert msg.payload == b"soon gone" and msg.properties[0x02] == 6
+
+
+def test_v5_queued_message_expires() -> None:
+    hub = Hub()
+    _v5_offline(hub)
+    _publish_expiring(hub, 10)
+    hub.advance(11)
+    back = hub.client("s5", level=5)
+    back.connect(clean=False, properties={0x11: 3600})
+    assert [p for p in back.pending if isinstance(p, Publish)] == []
+
+
+def test_v5_retained_message_expires() -> None:
+    hub = Hub()
+    _publish_expiring(hub, 10, retain=True)
+    assert hub.broker.retained("t") is not None
+    hub.advance(11)
+    late = hub.connected("late", level=5)
+    late.subscribe(("t", 1))
+    assert late.pending == []
+    assert hub.broker.retained("t") is None

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import math
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -107,6 +108,7 @@ PROP_TOPIC_ALIAS = 0x23
 PROP_RETAIN_AVAILABLE = 0x25
 PROP_SUBSCRIPTION_ID = 0x0B
 PROP_WILL_DELAY = 0x18
+PROP_MESSAGE_EXPIRY = 0x02
 
 # Properties that belong to one hop and are not forwarded to subscribers.
 _NOT_FORWARDED = (PROP_TOPIC_ALIAS, PROP_SUBSCRIPTION_ID)
@@ -282,6 +284,7 @@ class Broker:
     def resume_writing(self, conn: Connection, now: float) -> None:
         """The transport drained: send what was queued meanwhile."""
         conn.paused = False
+        self._now = now
         session = conn.session
         if session is not None and conn.state == CONNECTED and session.queue:
             self._drain(session)
@@ -410,6 +413,9 @@ class Broker:
         """The retained message of ``topic`` as ``(payload, qos, properties)``, or None."""
         message = self.retained_store.get(topic)
         if message is None:
+            return None
+        if message.expires_at is not None and self._expired(message):
+            self.retained_store.clear(topic)
             return None
         return message.payload, message.qos, message.properties
 
@@ -777,7 +783,7 @@ class Broker:
             if inbound is None:
                 inbound = session.inbound = {}
             if mid not in inbound:
-                inbound[mid] = Message(topic, payload, 2, packet.retain, properties)
+                inbound[mid] = self._message(topic, payload, 2, packet.retain, properties)
             self._append(conn, bytes((0x50, 2, mid >> 8, mid & 0xFF)))
             if log.debug:
                 log.write(f"Sending PUBREC to {conn.client_id} (m{mid}, rc0)")
@@ -842,7 +848,7 @@ class Broker:
         """Deliver one message to every matching subscriber; encode once per wire variant."""
         if retain:
             if payload:
-                self.retained_store.set(Message(topic, payload, qos, True, properties))
+                self.retained_store.set(self._message(topic, payload, qos, True, properties))
             else:
                 self.retained_store.clear(topic)
         matches = self.tree.match(topic)
@@ -889,7 +895,7 @@ class Broker:
                         continue
                     if conn is not None or self.settings.queue_qos0_messages:
                         if message is None:
-                            message = Message(topic, payload, qos, retain, properties)
+                            message = self._message(topic, payload, qos, retain, properties)
                         self._enqueue(target, Outgoing(message, 0, r))
                     else:
                         stats.publish_dropped += 1
@@ -932,7 +938,7 @@ class Broker:
                     )
                 continue
             if message is None:
-                message = Message(topic, payload, qos, retain, properties)
+                message = self._message(topic, payload, qos, retain, properties)
             item = Outgoing(message, q, r)
             if (
                 conn is None
@@ -995,6 +1001,18 @@ class Broker:
             stats.publish_sent += sent
             stats.publish_bytes_sent += sent * len(payload)
 
+    def _message(
+        self, topic: str, payload: bytes, qos: int, retain: bool, properties: dict[int, Any]
+    ) -> Message:
+        """A message to keep (queue, retained, in flight), with its 5.0 expiry time."""
+        message = Message(topic, payload, qos, retain, properties)
+        if properties and PROP_MESSAGE_EXPIRY in properties:
+            message.expires_at = self._now + int(properties[PROP_MESSAGE_EXPIRY])
+        return message
+
+    def _expired(self, message: Message) -> bool:
+        return message.expires_at is not None and message.expires_at <= self._now
+
     def _enqueue(self, session: Session, item: Outgoing) -> None:
         queue = session.queue
         if queue is None:
@@ -1028,7 +1046,14 @@ class Broker:
         key = (v5, item.qos, item.retain, dup)
         wire = message.wire
         parts = wire.get(key) if wire is not None else None
-        if parts is None:
+        if message.expires_at is not None and v5:
+            # 5.0: forward the time left, not the original interval.
+            left = max(1, math.ceil(message.expires_at - self._now))
+            with_left = {**_forwardable(message.properties), PROP_MESSAGE_EXPIRY: left}
+            parts = encode_publish_parts(
+                message.topic, message.payload, item.qos, item.retain, dup, with_left, level
+            )
+        elif parts is None:
             props = _forwardable(message.properties) if v5 else None
             parts = encode_publish_parts(
                 message.topic, message.payload, item.qos, item.retain, dup, props, level
@@ -1095,6 +1120,10 @@ class Broker:
         out = conn.out
         while queue and not conn.paused and len(out) < OUT_HIGH_WATER:
             item = queue[0]
+            if item.message.expires_at is not None and self._expired(item.message):
+                queue.popleft()  # 5.0: expired before delivery started
+                session.queued_bytes -= len(item.message.payload)
+                continue
             if item.qos == 0:
                 queue.popleft()
                 session.queued_bytes -= len(item.message.payload)
@@ -1250,7 +1279,10 @@ class Broker:
             handling = options.retain_handling
             if handling == 2 or (handling == 1 and existed):
                 continue
-            for message in self.retained_store.matching(topic_filter):
+            for message in list(self.retained_store.matching(topic_filter)):
+                if message.expires_at is not None and self._expired(message):
+                    self.retained_store.clear(message.topic)
+                    continue
                 q = message.qos if message.qos < qos else qos
                 self._deliver(session, Outgoing(message, q, True))
 

@@ -11,7 +11,7 @@ class Message:
     One instance is shared by every session it is queued for or in flight to.
     """
 
-    __slots__ = ("payload", "properties", "qos", "retain", "topic", "wire")
+    __slots__ = ("expires_at", "payload", "properties", "qos", "retain", "topic", "wire")
 
     def __init__(
         self,
@@ -26,6 +26,8 @@ class Message:
         self.qos = qos
         self.retain = retain
         self.properties: dict[int, Any] = properties if properties is not None else {}
+        # MQTT 5 Message Expiry: when the broker must stop delivering it (None: never).
+        self.expires_at: float | None = None
         # Encoded PUBLISH parts by (5.0?, qos, retain, dup), filled when sent from a queue.
         self.wire: dict[tuple[bool, int, bool, bool], tuple[bytes, bytes]] | None = None
 
