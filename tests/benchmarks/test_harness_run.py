@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import sys
 import threading
 from pathlib import Path
 
@@ -63,3 +64,34 @@ def test_one_short_run_against_mosquitto_writes_the_table(tmp_path: Path) -> Non
     assert results[0]["server"] == "mosquitto"
     assert results[0]["data"]["received"] > 0
     assert results[0]["data"]["lost"] == 0
+
+
+def test_a_server_whose_port_is_taken_is_started_again(tmp_path: Path) -> None:
+    from m2mhub.bench import servers
+
+    class Flaky(servers.ServerKind):
+        """Fails like a server that lost the race for its port, then starts on the next try."""
+
+        name = "flaky"
+        tries = 0
+
+        def launch(
+            self, repo: Path, port: int, config_lines: list[str], scratch: Path
+        ) -> servers.Launch:
+            Flaky.tries += 1
+            if Flaky.tries == 1:
+                code = "import sys; print('Error: Address already in use'); sys.exit(1)"
+            else:
+                code = (
+                    "import socket, time; s = socket.socket(); "
+                    f"s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(30)"
+                )
+            return servers.Launch([sys.executable, "-c", code], {})
+
+    kind = Flaky()
+    server = servers.start_server(kind, tmp_path, [], core=None, label="t", timeout=10)
+    try:
+        assert Flaky.tries == 2
+        assert server.alive()
+    finally:
+        server.stop()

@@ -378,11 +378,37 @@ def start_server(
     core: int | None,
     label: str,
     timeout: float = 20.0,
+    attempts: int = 3,
 ) -> RunningServer:
-    """Start ``kind`` on a free loopback port and wait until it answers."""
+    """Start ``kind`` on a free loopback port and wait until it answers.
+
+    Other programs on the machine grab ports too: a server that finds its port taken between the
+    probe and its bind is started again on another one.
+    """
     reason = kind.missing(repo)
     if reason:
         raise ServerError(reason)
+    for attempt in range(attempts):
+        try:
+            return _start_once(kind, repo, config_lines, core, label, timeout)
+        except _PortTaken:
+            if attempt == attempts - 1:
+                raise ServerError(f"{kind.name}: its port was taken {attempts} times") from None
+    raise AssertionError("unreachable")
+
+
+class _PortTaken(ServerError):
+    pass
+
+
+def _start_once(
+    kind: ServerKind,
+    repo: Path,
+    config_lines: list[str],
+    core: int | None,
+    label: str,
+    timeout: float,
+) -> RunningServer:
     scratch = work_dir(repo) / "run"
     logs = work_dir(repo) / "logs"
     scratch.mkdir(exist_ok=True)
@@ -400,13 +426,19 @@ def start_server(
     server = RunningServer(kind, port, popen, log)
     ready = _tcp_ready if kind.protocol == "mqtt" else _coap_ready
     deadline = time.monotonic() + timeout
-    while not ready(port):
+    while True:
+        if ready(port):
+            # Whoever answered, our server must still be running: one that failed to bind
+            # exits within moments, while the answer came from the port's other owner.
+            time.sleep(0.2)
+            if server.alive():
+                return server
         if not server.alive():
-            raise ServerError(
-                f"{kind.name} exited at start: {server.failure_line()}\n{server.log_tail()}"
-            )
+            tail = server.log_tail()
+            if "in use" in tail.lower():
+                raise _PortTaken(tail)
+            raise ServerError(f"{kind.name} exited at start: {server.failure_line()}\n{tail}")
         if time.monotonic() > deadline:
             server.stop()
             raise ServerError(f"{kind.name} not answering on port {port} after {timeout:.0f}s")
         time.sleep(0.05)
-    return server
