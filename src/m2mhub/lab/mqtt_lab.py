@@ -100,6 +100,7 @@ class Subscriber:
             raise RuntimeError("already connected")
         self.client = self._new_client()
         self.rec.titles.setdefault(self.lane, client_id)
+        self.rec.online(asyncio.get_running_loop().time(), self.lane)
         await self.client.connect(
             self.lab.host,
             self.lab.port,
@@ -109,7 +110,6 @@ class Subscriber:
             protocol=self.lab.protocol,
             timeout=WAIT_TIMEOUT,
         )
-        self.rec.online(asyncio.get_running_loop().time(), self.lane)
 
     async def disconnect(self, abort: bool = False) -> None:
         if abort:

@@ -10,9 +10,11 @@ from pathlib import Path
 from m2mhub.lab.record import Recording
 from m2mhub.lab.results import Outcome
 
+BARRIER = "/barrier/"
 ROW = 26  # vertical distance between two packets
 TOP = 56  # room for the lane titles
-LABEL_CHARS = 78
+LABEL_CHARS = 72  # at least this much of a label is shown (the rest in its tooltip)
+CHAR_WIDTH = 6.7  # of the 11px monospace labels
 LANE_COLOURS = {
     "publisher": "#1f5fbf",
     "subscriber": "#1b8a3a",
@@ -35,7 +37,7 @@ td.mark { font-weight: bold; color: #b00; text-align: center; }
 .experiment { margin-bottom: 28px; }
 .experiment p { margin: 2px 0; }
 svg.seq { border: 1px solid #ddd; background: #fcfcfc; }
-svg.seq text { font: 12px ui-monospace, monospace; }
+svg.seq text { font: 11px ui-monospace, monospace; }
 svg.seq text.lane { font: bold 13px system-ui, sans-serif; }
 svg.seq text.label { paint-order: stroke; stroke: #fcfcfc; stroke-width: 4px; }
 svg.seq text.time { fill: #888; font-size: 11px; }
@@ -43,7 +45,7 @@ svg.seq text.time { fill: #888; font-size: 11px; }
 
 
 def _lane_x(lanes: tuple[str, ...], width: int) -> dict[str, float]:
-    left, right = 150, width - 150
+    left, right = 110, width - 110
     step = (right - left) / max(1, len(lanes) - 1)
     return {lane: left + i * step for i, lane in enumerate(lanes)}
 
@@ -98,14 +100,12 @@ def sequence_svg(rec: Recording, width: int = 1100) -> str:
         if y2 - y1 < 4:
             continue
         x = xs[gap.lane]
+        # a gap in the lifeline: the lane has no connection here
         out.append(
-            f'<rect class="gap" x="{x - 60:.0f}" y="{y1:.0f}" width="120" height="{y2 - y1:.0f}" '
-            'fill="#fcfcfc" stroke="#d88" stroke-dasharray="4 3"/>'
+            f'<rect class="gap" x="{x - 5:.0f}" y="{y1:.0f}" width="10" height="{y2 - y1:.0f}" '
+            'fill="#fbe3e3" stroke="#d88" stroke-dasharray="3 2"/>'
         )
-        out.append(
-            f'<text x="{x:.0f}" y="{(y1 + y2) / 2 + 4:.0f}" text-anchor="middle" fill="#b55">'
-            "offline</text>"
-        )
+        out.append(f'<text x="{x + 10:.0f}" y="{(y1 + y2) / 2 + 4:.0f}" fill="#b55">offline</text>')
     for i, arrow in enumerate(rec.arrows):
         y = _row_y(i)
         x1, x2 = xs.get(arrow.src), xs.get(arrow.dst)
@@ -114,8 +114,11 @@ def sequence_svg(rec: Recording, width: int = 1100) -> str:
         client = arrow.dst if arrow.src == rec.lanes[1] else arrow.src
         colour = LANE_COLOURS.get(client, "#555")
         weight = "2.2" if "PUBLISH" in arrow.label or " 2." in arrow.label else "1.4"
+        if BARRIER in arrow.label:  # the lab's own round trips, not part of the experiment
+            colour, weight = "#999", "1"
         label = arrow.label
-        short = label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1] + "\u2026"
+        room = max(LABEL_CHARS, int(abs(x2 - x1) / CHAR_WIDTH))
+        short = label if len(label) <= room else label[: room - 1] + "\u2026"
         out.append(f'<g class="packet"><title>{escape(label)}</title>')
         out.append(
             f'<line x1="{x1:.0f}" y1="{y + 4}" x2="{x2:.0f}" y2="{y + 4}" stroke="{colour}" '
