@@ -12,7 +12,7 @@ from m2mhub.cli import lab as lab_cli
 from m2mhub.lab.embedded import embedded_hub
 from m2mhub.lab.mqtt_lab import run_qos
 from m2mhub.lab.results import Outcome
-from tests.support import mosquitto_broker
+from tests.support import free_tcp_port, mosquitto_broker
 
 
 def rows(outcomes: list[Outcome]) -> list[tuple[str, str, str, str]]:
@@ -67,3 +67,11 @@ def test_cli_exit_status_and_progress(capsys: pytest.CaptureFixture[str]) -> Non
     assert "6 experiments, all as the specification says" in captured.out
     assert "[1/6] retained, late subscriber ... ok (" in captured.err
     assert lab_cli.run(["qos", "--bogus"]) == 2
+
+
+def test_unreachable_broker_is_one_error(capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_tcp_port()  # nothing listens there
+    assert lab_cli.run(["qos", "-q", "--host", "127.0.0.1", "--port", str(port)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == "Error: Connection refused\n"
+    assert captured.out == ""

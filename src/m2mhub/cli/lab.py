@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -42,7 +43,11 @@ async def _run_qos(args: argparse.Namespace) -> list[Outcome]:
     if args.host is None and args.port is None:
         async with embedded_hub() as (port, _):
             return await run_qos("127.0.0.1", port, stream, args.select)
-    return await run_qos(args.host or "localhost", args.port or 1883, stream, args.select)
+    host, port = args.host or "localhost", args.port or 1883
+    # fail once, as mosquitto_sub does, rather than once per experiment
+    _, writer = await asyncio.open_connection(host, port)
+    writer.close()
+    return await run_qos(host, port, stream, args.select)
 
 
 async def _run_coap(args: argparse.Namespace) -> list[Outcome]:
@@ -68,7 +73,9 @@ def run(argv: list[str]) -> int:
     try:
         outcomes = asyncio.run(runner(args))
     except OSError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
+        positive = isinstance(exc.errno, int) and exc.errno > 0
+        text = os.strerror(exc.errno) if positive else (exc.strerror or str(exc))
+        print(f"Error: {text}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
