@@ -73,8 +73,8 @@ def run(argv: list[str]) -> int:
     try:
         outcomes = asyncio.run(runner(args))
     except OSError as exc:
-        positive = isinstance(exc.errno, int) and exc.errno > 0
-        text = os.strerror(exc.errno) if positive else (exc.strerror or str(exc))
+        code = exc.errno
+        text = os.strerror(code) if code is not None and code > 0 else (exc.strerror or str(exc))
         print(f"Error: {text}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
