@@ -12,7 +12,7 @@ from m2mhub.cli import lab as lab_cli
 from m2mhub.lab.embedded import embedded_hub
 from m2mhub.lab.mqtt_lab import run_qos
 from m2mhub.lab.results import Outcome
-from tests.support import free_tcp_port, mosquitto_broker
+from tests.support import free_tcp_port, m2mhub_broker, mosquitto_broker
 
 
 def rows(outcomes: list[Outcome]) -> list[tuple[str, str, str, str]]:
@@ -45,6 +45,13 @@ def test_mosquitto_gives_the_same_results(tmp_path: Path) -> None:
     ours = asyncio.run(on_embedded())
     assert rows(theirs) == rows(ours)
     assert all(o.matches for o in theirs)
+
+
+def test_m2mhub_serve_matches_the_specification(tmp_path: Path) -> None:
+    with m2mhub_broker(tmp_path) as (_, port):
+        outcomes = asyncio.run(run_qos("127.0.0.1", port, select="matrix"))
+    assert len(outcomes) == 18
+    assert [o.name for o in outcomes if not o.matches] == []
 
 
 @pytest.mark.interop
