@@ -400,3 +400,11 @@ def test_unsupported_protocol_level_then_connack() -> None:
     assert mqtt_summary(answer.packet, answer.level) == (
         "CONNACK (sp0, rc=1 Connection Refused: unacceptable protocol version.)"
     )
+
+
+def test_client_id_from_connect_or_assigned_by_the_server() -> None:
+    conv = MqttConversation()
+    conv.from_client.feed(encode(Connect(protocol_level=5, client_id=""), 5))
+    assert conv.client_id is None
+    conv.from_server.feed(encode(Connack(False, 0, {0x12: "auto-7"}), 5))
+    assert conv.client_id == "auto-7"

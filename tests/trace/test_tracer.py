@@ -325,3 +325,31 @@ def test_bad_arguments() -> None:
         )
         assert done.returncode == 2
         assert message in done.stderr
+
+
+def test_mqtt_publish_reaches_a_coap_observer_both_traced(tmp_path: Path) -> None:
+    """Both proxies at once: an MQTT publish to our hub becomes a CoAP notification."""
+    client, pub = require("coap-client-notls"), require("mosquitto_pub")
+    with hub_serve(tmp_path) as (_, mqtt_port, coap_port):
+        mqtt_listen, coap_listen = free_tcp_port(), free_udp_port()
+        with tracer(
+            "--mqtt",
+            f"{mqtt_listen}:127.0.0.1:{mqtt_port}",
+            "--coap",
+            f"{coap_listen}:127.0.0.1:{coap_port}",
+        ) as trace:
+            uri = f"coap://127.0.0.1:{coap_listen}/ps/lab/temp"
+            with running([client, "-B", "10", "-s", "4", "-m", "get", uri]) as observer:
+                trace.wait_for_line("/ps/lab/temp Observe=0")
+                trace.wait_for_line("<- ACK ")
+                subprocess.run(
+                    [pub, "-p", str(mqtt_listen), "-t", "lab/temp", "-m", "21", "-i", "P"],
+                    check=True,
+                    timeout=10,
+                )
+                note = trace.wait_for_line("'21' (2 bytes)")
+                assert observer.wait(20) == 0
+                assert "21" in observer.output()
+            out = trace.output()
+    assert "c1(P) -> PUBLISH (d0, q0, r0, m0, 'lab/temp', 2 bytes)" in out
+    assert " <- NON 2.05 Content mid=0x" in note and "Observe=" in note

@@ -62,26 +62,25 @@ async def _serve(
     pcap = PcapWriter(pcap_file) if pcap_file is not None else None
     sink = TraceSink(PacketFormatter(style), sys.stdout, pcap)
     proxies: list[MqttProxy | CoapProxy] = []
+    ready: list[str] = []
     try:
         for listen, host, port in mqtt:
             mp = MqttProxy(sink, args.bind, listen, host, port)
             proxies.append(mp)
             bound = await mp.start()
-            print(
-                f"tracing MQTT: {args.bind}:{bound} -> {host}:{port}", file=sys.stderr, flush=True
-            )
+            ready.append(f"tracing MQTT: {args.bind}:{bound} -> {host}:{port}")
         for listen, host, port in coap:
             cp = CoapProxy(sink, args.bind, listen, host, port)
             proxies.append(cp)
             bound = await cp.start()
-            print(
-                f"tracing CoAP: {args.bind}:{bound} -> {host}:{port}", file=sys.stderr, flush=True
-            )
+            ready.append(f"tracing CoAP: {args.bind}:{bound} -> {host}:{port}")
     except OSError as exc:
         print(f"m2mhub trace: {exc}", file=sys.stderr)
         for proxy in proxies:
             proxy.close()
         return 1
+    # Only once every listener is bound, so that whoever waits for these lines can start.
+    print("\n".join(ready), file=sys.stderr, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -12,11 +12,12 @@ from typing import Final
 
 from m2mhub.mqtt.codec import decode
 from m2mhub.mqtt.errors import MalformedPacket, MQTTError, UnsupportedProtocolVersion
-from m2mhub.mqtt.packets import MQTT_3_1_1, Connect, Packet
+from m2mhub.mqtt.packets import MQTT_3_1_1, Connack, Connect, Packet
+from m2mhub.mqtt.properties import PropertyId
 
 __all__ = ["Frame", "MqttConversation", "MqttDirection"]
 
-_MAX_REMAINING: Final = 268_435_455
+_ASSIGNED_ID: Final = PropertyId.ASSIGNED_CLIENT_IDENTIFIER
 
 
 class Frame:
@@ -109,7 +110,9 @@ class MqttDirection:
                 break
             if isinstance(packet, Connect):
                 conv.protocol_level = packet.protocol_level
-                conv.client_id = packet.client_id
+                conv.client_id = packet.client_id or None
+            elif isinstance(packet, Connack) and _ASSIGNED_ID in packet.properties:
+                conv.client_id = packet.properties[_ASSIGNED_ID]
             frames.append(Frame(raw, packet, level=conv.protocol_level))
         return frames
 
@@ -132,7 +135,11 @@ class MqttDirection:
 
 
 class MqttConversation:
-    """Both directions of one MQTT connection; they share the protocol level from CONNECT."""
+    """Both directions of one MQTT connection; they share the protocol level from CONNECT.
+
+    ``client_id`` is the CONNECT's client identifier, or the one the server assigned in an
+    MQTT 5 CONNACK; None while unknown (or empty in 3.1.1, where the broker keeps it to itself).
+    """
 
     __slots__ = ("client_id", "from_client", "from_server", "protocol_level")
 
