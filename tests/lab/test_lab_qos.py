@@ -26,7 +26,7 @@ async def on_embedded() -> list[Outcome]:
 
 def test_embedded_broker_matches_the_specification() -> None:
     outcomes = asyncio.run(on_embedded())
-    assert len(outcomes) == 32
+    assert len(outcomes) == 41
     assert [o.name for o in outcomes if not o.matches] == []
     # every packet of an experiment is recorded, with increasing timestamps
     lab2 = outcomes[1].recording

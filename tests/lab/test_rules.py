@@ -44,3 +44,9 @@ def test_table_marks_a_difference() -> None:
     assert text[2].startswith(" ")
     assert text[3].startswith("*")
     assert "1 differ" in text[-1]
+
+
+@pytest.mark.parametrize("pub", [0, 1, 2])
+@pytest.mark.parametrize("sub", [0, 1, 2])
+def test_online_rule_downgrades_to_the_lower_qos(pub: int, sub: int) -> None:
+    assert rules.live_publish("M", pub, sub)[0] == [Delivery("M", min(pub, sub))]

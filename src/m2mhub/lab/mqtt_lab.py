@@ -2,7 +2,8 @@
 
 The lab's procedure is: subscribe (clean session or not), disconnect, publish, reconnect, see
 what arrives. :func:`qos_experiments` lists the lab's five tests, then the whole matrix
-(publish QoS x subscribe QoS x clean/persistent), then retained and will messages. What
+(publish QoS x subscribe QoS x clean/persistent), the same with the subscriber online, then
+retained and will messages. What
 should arrive is computed from the specification's rules (:mod:`m2mhub.lab.rules`), never
 written per row.
 
@@ -222,10 +223,10 @@ async def retained_late(
     return sub.deliveries(topic)
 
 
-async def retained_live(
-    lab: Lab, rec: Recording, n: int, payload: str, pub_qos: int, sub_qos: int
+async def live_publish(
+    lab: Lab, rec: Recording, n: int, payload: str, pub_qos: int, sub_qos: int, retain: bool
 ) -> list[Delivery]:
-    """A subscriber already subscribed receives a retained publish."""
+    """A subscriber stays connected while a message (retained or not) is published."""
     topic = lab.topic(n)
     pub = lab.recorded(rec, "publisher")
     sub = lab.recorded(rec, "subscriber")
@@ -233,13 +234,14 @@ async def retained_live(
         await sub.connect(lab.client_id("Sub1", n), clean=True)
         await sub.client.subscribe([(topic, sub_qos)])
         await pub.connect(lab.client_id("Pub1", n), clean=True)
-        await pub.client.publish(topic, payload.encode(), qos=pub_qos, retain=True)
+        await pub.client.publish(topic, payload.encode(), qos=pub_qos, retain=retain)
         await pub.round_trip()
         await pub.disconnect()
         await sub.settle()
         await sub.disconnect()
     finally:
-        await lab.clear_retained(topic)
+        if retain:
+            await lab.clear_retained(topic)
     return sub.deliveries(topic)
 
 
@@ -338,6 +340,23 @@ def qos_experiments() -> list[Experiment]:
                         persistent=persistent,
                     ),
                 )
+    for pub_qos in (0, 1, 2):
+        for sub_qos in (0, 1, 2):
+            n += 1
+            payload = f"MESSAGE {pub_qos}{sub_qos}o"
+            add(
+                f"online pub q{pub_qos} sub q{sub_qos}",
+                f"sub q{sub_qos} online; pub q{pub_qos}",
+                rules.live_publish(payload, pub_qos, sub_qos),
+                partial(
+                    live_publish,
+                    n=n,
+                    payload=payload,
+                    pub_qos=pub_qos,
+                    sub_qos=sub_qos,
+                    retain=False,
+                ),
+            )
     retained_cases = [
         ("retained, late subscriber", ["RETAINED 1"], 1, 1),
         ("retained, late subscriber", ["RETAINED 2"], 2, 0),
@@ -358,7 +377,7 @@ def qos_experiments() -> list[Experiment]:
         "retained, live subscriber",
         "sub q1 online; pub q1 retained 'LIVE'",
         rules.retained_live("LIVE", 1, 1),
-        partial(retained_live, n=n, payload="LIVE", pub_qos=1, sub_qos=1),
+        partial(live_publish, n=n, payload="LIVE", pub_qos=1, sub_qos=1, retain=True),
     )
     will_cases = [
         ("will, connection lost", 1, 1, False, True),

@@ -44,6 +44,12 @@ def retained_late(payloads: list[str], pub_qos: int, sub_qos: int) -> Expectatio
     return [Delivery(kept, qos, retain=True)], why
 
 
+def live_publish(payload: str, pub_qos: int, sub_qos: int) -> Expectation:
+    """A publish reaching a connected subscriber."""
+    qos = min(pub_qos, sub_qos)
+    return [Delivery(payload, qos)], f"online: delivered at QoS min({pub_qos},{sub_qos}) = {qos}"
+
+
 def retained_live(payload: str, pub_qos: int, sub_qos: int) -> Expectation:
     """A retained publish reaching an established subscription."""
     return [Delivery(payload, min(pub_qos, sub_qos))], "established subscription: RETAIN 0"
