@@ -118,7 +118,8 @@ class Subscriber:
             await asyncio.wait_for(self.client.wait_closed(), WAIT_TIMEOUT)
         else:
             await self.client.disconnect()
-        self.rec.offline(asyncio.get_running_loop().time(), self.lane)
+        reason = "connection lost (no DISCONNECT)" if abort else "offline"
+        self.rec.offline(asyncio.get_running_loop().time(), self.lane, reason)
 
     async def round_trip(self) -> None:
         """Returns once the broker has handled everything this client sent before."""

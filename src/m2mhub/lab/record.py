@@ -28,6 +28,7 @@ class Gap:
     lane: str
     start: float
     end: float | None = None
+    reason: str = "offline"
 
 
 @dataclass(slots=True)
@@ -46,10 +47,12 @@ class Recording:
         server = self.lanes[1]
         self.arrows.append(Arrow(t, lane, server, label) if sent else Arrow(t, server, lane, label))
 
-    def offline(self, now: float, lane: str) -> None:
-        self.gaps.append(Gap(lane, now - self.origin))
+    def offline(self, now: float, lane: str, reason: str = "offline") -> None:
+        """``lane`` has no connection from now on (``reason`` is shown in the diagram)."""
+        self.gaps.append(Gap(lane, now - self.origin, reason=reason))
 
     def online(self, now: float, lane: str) -> None:
+        """``lane`` connects again: its open gap ends now."""
         for gap in reversed(self.gaps):
             if gap.lane == lane and gap.end is None:
                 gap.end = now - self.origin

@@ -105,7 +105,15 @@ def sequence_svg(rec: Recording, width: int = 1100) -> str:
             f'<rect class="gap" x="{x - 5:.0f}" y="{y1:.0f}" width="10" height="{y2 - y1:.0f}" '
             'fill="#fbe3e3" stroke="#d88" stroke-dasharray="3 2"/>'
         )
-        out.append(f'<text x="{x + 10:.0f}" y="{(y1 + y2) / 2 + 4:.0f}" fill="#b55">offline</text>')
+        out.append(
+            f'<text x="{x + 10:.0f}" y="{(y1 + y2) / 2 + 4:.0f}" fill="#b55">'
+            f"{escape(gap.reason)}</text>"
+        )
+        if gap.reason != "offline":  # the connection broke: mark where
+            out.append(
+                f'<text class="broken" x="{x:.0f}" y="{y1 + 8:.0f}" text-anchor="middle" '
+                'fill="#c00" style="font-size: 18px">\u2717</text>'
+            )
     for i, arrow in enumerate(rec.arrows):
         y = _row_y(i)
         x1, x2 = xs.get(arrow.src), xs.get(arrow.dst)
