@@ -353,3 +353,20 @@ def test_mqtt_publish_reaches_a_coap_observer_both_traced(tmp_path: Path) -> Non
             out = trace.output()
     assert "c1(P) -> PUBLISH (d0, q0, r0, m0, 'lab/temp', 2 bytes)" in out
     assert " <- NON 2.05 Content mid=0x" in note and "Observe=" in note
+
+
+def test_ipv6_listener() -> None:
+    connect = encode(Connect(client_id="six"), 4)
+    reply = b"\x20\x02\x00\x00"
+    server = RecordingServer(len(connect), reply)
+    listen = free_tcp_port()
+    with tracer("--bind", "::1", "--mqtt", f"{listen}:127.0.0.1:{server.port}") as trace:
+        assert trace.lines[0] == f"tracing MQTT: [::1]:{listen} -> 127.0.0.1:{server.port}"
+        with socket.create_connection(("::1", listen), timeout=10) as client:
+            client.sendall(connect)
+            got = bytearray()
+            while chunk := client.recv(65536):
+                got += chunk
+        assert bytes(got) == reply
+        line = trace.wait_for_line("c1 -- connection from")
+    assert "from [::1]:" in line and f"to 127.0.0.1:{server.port}" in line

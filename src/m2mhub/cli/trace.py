@@ -52,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 async def _serve(
     args: argparse.Namespace,
     mqtt: list[tuple[int, str, int]],
@@ -68,12 +72,12 @@ async def _serve(
             mp = MqttProxy(sink, args.bind, listen, host, port)
             proxies.append(mp)
             bound = await mp.start()
-            ready.append(f"tracing MQTT: {args.bind}:{bound} -> {host}:{port}")
+            ready.append(f"tracing MQTT: {_hostport(args.bind, bound)} -> {_hostport(host, port)}")
         for listen, host, port in coap:
             cp = CoapProxy(sink, args.bind, listen, host, port)
             proxies.append(cp)
             bound = await cp.start()
-            ready.append(f"tracing CoAP: {args.bind}:{bound} -> {host}:{port}")
+            ready.append(f"tracing CoAP: {_hostport(args.bind, bound)} -> {_hostport(host, port)}")
     except OSError as exc:
         print(f"m2mhub trace: {exc}", file=sys.stderr)
         for proxy in proxies:
