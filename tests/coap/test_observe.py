@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from typing import Any
 
 from m2mhub.coap import options as o
 from m2mhub.coap.endpoint import Endpoint
@@ -283,3 +284,29 @@ def test_resource_that_skipped_init_can_still_be_observed() -> None:
     lazy.updated_state()
     [(n, _)] = take(ep)
     assert n.observe == 1 and n.payload == b"v"
+
+
+def test_observer_removal_log_lines_read_like_the_rest(caplog: Any) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="m2mhub.coap")
+    ep, clock, res = make_endpoint()
+    register(ep, ("::1", 5683, 0, 0), token=b"\x6d\xa4")
+    ep.datagram_received(
+        encode(Message(CON, Code.GET, 9, b"\x6d\xa4", uri_path=ALARM, observe=1)),
+        ("::1", 5683, 0, 0),
+    )
+    take(ep)
+    assert "CoAP observer [::1]:5683 (token 6da4) of /alarm removed: deregistered." in caplog.text
+    register(ep, CLIENT, token=b"\x01")
+    res["alarm"].updated_state(confirmable=True)
+    for _ in range(10):
+        deadline = ep.next_deadline()
+        if deadline is None:
+            break
+        clock.now = deadline
+        ep.handle_timer()
+    assert (
+        "CoAP observer 127.0.0.1:40000 (token 01) of /alarm removed: notification not acknowledged."
+        in caplog.text
+    )

@@ -38,7 +38,13 @@ from m2mhub.coap.message import (
     encode,
     encode_tail,
 )
-from m2mhub.coap.observe import Observer, add_observer, remove_by_token, remove_observer
+from m2mhub.coap.observe import (
+    Observer,
+    add_observer,
+    format_peer,
+    remove_by_token,
+    remove_observer,
+)
 from m2mhub.coap.options import Code, code_name
 from m2mhub.coap.resource import (
     WELL_KNOWN_CORE,
@@ -433,8 +439,7 @@ class Endpoint:
         out.done = True
         self._outstanding.pop((out.peer, out.mid), None)
         if out.observer is not None:
-            log.info("coap %s: notification not acknowledged, observer dropped", _p(out.peer))
-            remove_observer(out.observer, "CON notification timed out")
+            remove_observer(out.observer, "notification not acknowledged", logging.INFO)
         if out.exchange is not None:
             self._fail_exchange(out.exchange, "timeout")
 
@@ -994,11 +999,7 @@ def _too_large(max_body: int) -> Message:
     return Message(code=Code.REQUEST_ENTITY_TOO_LARGE, options=[(o.SIZE1, max_body)])
 
 
-def _p(peer: Any) -> str:
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        host, port = peer[0], peer[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-    return str(peer)
+_p = format_peer
 
 
 def _t(mtype: int | None) -> str:

@@ -62,9 +62,22 @@ class Observer:
         self.inflight: _Outgoing | None = None
         self.non_mid: int | None = None
 
+    def describe(self) -> str:
+        """``CoAP observer 127.0.0.1:5683 (token 6da4) of /alarm`` for log lines."""
+        path = "/" + "/".join(self.request.uri_path())
+        return f"CoAP observer {format_peer(self.peer)} (token {self.token.hex()}) of {path}"
+
     def __repr__(self) -> str:
         path = "/" + "/".join(self.request.uri_path())
         return f"<Observer {self.peer} token={self.token.hex()} {path}>"
+
+
+def format_peer(peer: Any) -> str:
+    """``127.0.0.1:5683``, ``[::1]:5683``."""
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host, port = peer[0], peer[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(peer)
 
 
 def add_observer(observer: Observer) -> Observer | None:
@@ -100,7 +113,7 @@ def add_observer(observer: Observer) -> Observer | None:
     return observer
 
 
-def remove_observer(observer: Observer, reason: str) -> None:
+def remove_observer(observer: Observer, reason: str, level: int = logging.DEBUG) -> None:
     """End an observation (RST, Observe=1, failed CON notification, error notification)."""
     resource = observer.resource
     observations = resource.__dict__.get("_observations")
@@ -115,7 +128,8 @@ def remove_observer(observer: Observer, reason: str) -> None:
         del resource._observations[observer.subpath]
     observer.endpoint._forget_observer(observer)
     observer.endpoint._uncount_observer()
-    log.debug("observer %r removed: %s", observer, reason)
+    if log.isEnabledFor(level):
+        log.log(level, "%s removed: %s.", observer.describe(), reason)
     resource.observation_changed(observer.subpath, len(table))
 
 
