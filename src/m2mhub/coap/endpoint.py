@@ -315,7 +315,7 @@ class Endpoint:
                 self._request(msg, peer)
             else:
                 self.stats["bad"] += 1
-                log.info("coap %s: %s carrying a request, ignored", _p(peer), _t(msg.mtype))
+                log.info("CoAP %s: %s carrying a request, ignored", _p(peer), _t(msg.mtype))
         else:
             self._response(msg, peer)
 
@@ -460,12 +460,12 @@ class Endpoint:
             self.outbox.append((data, peer))
             if exc.mtype == CON:
                 self._dd_cur[(peer, mid)] = data
-            log.info("coap %s: %s -> 4.02 Bad Option", _p(peer), exc.reason)
+            log.info("CoAP %s: %s -> 4.02 Bad Option", _p(peer), exc.reason)
         elif (action in (RESET, BAD_OPTION)) and exc.mtype == CON and mid is not None:
             self.outbox.append((bytes((0x70, 0, mid >> 8, mid & 0xFF)), peer))
-            log.info("coap %s: %s -> RST", _p(peer), exc.reason)
+            log.info("CoAP %s: %s -> RST", _p(peer), exc.reason)
         else:
-            log.info("coap %s: %s -> ignored", _p(peer), exc.reason)
+            log.info("CoAP %s: %s -> ignored", _p(peer), exc.reason)
 
     def _empty(self, msg: Message, peer: Any) -> None:
         mt = msg.mtype
@@ -596,7 +596,7 @@ class Endpoint:
                 request, peer, key, self._finish(request, response, resource, ctx), separate
             )
         except Exception:  # a response we cannot encode (bad option value, code out of range)
-            log.exception("coap %s: cannot send the response %r", _p(peer), response)
+            log.exception("CoAP %s: cannot send the response %r", _p(peer), response)
             self._reply(request, peer, key, Message(code=Code.INTERNAL_SERVER_ERROR), separate)
 
     def _reply(
@@ -714,7 +714,7 @@ class Endpoint:
         except CoapError as exc:
             return resource, exc.to_message()
         except Exception:
-            log.exception("coap %s: %s handler failed", _p(peer), "/" + "/".join(tpath))
+            log.exception("CoAP %s: %s handler failed", _p(peer), "/" + "/".join(tpath))
             return resource, Message(code=Code.INTERNAL_SERVER_ERROR)
         return resource, result
 
@@ -816,12 +816,12 @@ class Endpoint:
                 if isinstance(exc, CoapError):
                     response = exc.to_message()
                 else:
-                    log.error("coap %s: handler failed: %r", _p(key[0]), exc)
+                    log.error("CoAP %s: handler failed: %r", _p(key[0]), exc)
                     response = Message(code=Code.INTERNAL_SERVER_ERROR)
             elif isinstance(value, Message):
                 response = value
             else:
-                log.error("coap %s: handler returned %r, not a Message", _p(key[0]), value)
+                log.error("CoAP %s: handler returned %r, not a Message", _p(key[0]), value)
                 response = Message(code=Code.INTERNAL_SERVER_ERROR)
             self._answer(msg, key[0], key, response, resource, ctx, separate=pending.acked)
 
