@@ -109,6 +109,7 @@ PROP_RETAIN_AVAILABLE = 0x25
 PROP_SUBSCRIPTION_ID = 0x0B
 PROP_WILL_DELAY = 0x18
 PROP_MESSAGE_EXPIRY = 0x02
+PROP_SHARED_SUBSCRIPTION_AVAILABLE = 0x2A
 
 # Properties that belong to one hop and are not forwarded to subscribers.
 _NOT_FORWARDED = (PROP_TOPIC_ALIAS, PROP_SUBSCRIPTION_ID)
@@ -658,6 +659,7 @@ class Broker:
                 keepalive = max_keepalive
                 connack_props[PROP_SERVER_KEEP_ALIVE] = keepalive
             connack_props[PROP_TOPIC_ALIAS_MAXIMUM] = TOPIC_ALIAS_MAXIMUM
+            connack_props[PROP_SHARED_SUBSCRIPTION_AVAILABLE] = 0
             if assigned:
                 connack_props[PROP_ASSIGNED_CLIENT_ID] = client_id
             if not settings.retain_available:
@@ -1266,6 +1268,11 @@ class Broker:
             qos = min(options.qos, 2)
             if log.debug:
                 log.write(f"\t{topic_filter} (QoS {qos})")
+            if topic_filter.startswith("$share/"):
+                # Shared subscriptions are not implemented yet: refuse rather than grant a
+                # subscription that would never deliver anything.
+                codes.append(0x9E if conn.protocol_level == MQTT_5 else 0x80)
+                continue
             existed = self.tree.add(topic_filter, session, options)
             session.subscriptions[topic_filter] = options
             if log.subscribe:
