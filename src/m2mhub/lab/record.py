@@ -6,7 +6,10 @@ A sequence diagram and the text trace are both drawn from an :class:`Recording`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+
+from m2mhub.coap.message import Message
+from m2mhub.mqtt.packets import Packet
+from m2mhub.trace.format import coap_summary, mqtt_summary
 
 LANES = ("publisher", "broker", "subscriber")
 
@@ -65,19 +68,11 @@ class Recording:
         return max(last, default=0.0)
 
 
-def mqtt_label(packet: Any, level: int | None) -> str:
-    """The one-line trace summary of an MQTT packet (the tracer's formatter when present)."""
-    try:
-        from m2mhub.trace.format import mqtt_summary
-    except ImportError:  # pragma: no cover - the formatter ships with the tracer
-        return str(packet.packet_type.name)
+def mqtt_label(packet: Packet, level: int | None) -> str:
+    """The tracer's one-line summary of an MQTT packet."""
     return mqtt_summary(packet, level)
 
 
-def coap_label(message: Any) -> str:
-    """The one-line trace summary of a CoAP message (the tracer's formatter when present)."""
-    try:
-        from m2mhub.trace.format import coap_summary
-    except ImportError:  # pragma: no cover - the formatter ships with the tracer
-        return repr(message)
+def coap_label(message: Message) -> str:
+    """The tracer's one-line summary of a CoAP message."""
     return coap_summary(message)
