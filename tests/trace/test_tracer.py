@@ -370,3 +370,14 @@ def test_ipv6_listener() -> None:
         assert bytes(got) == reply
         line = trace.wait_for_line("c1 -- connection from")
     assert "from [::1]:" in line and f"to 127.0.0.1:{server.port}" in line
+
+
+def test_unreachable_upstream_closes_the_client() -> None:
+    dead = free_tcp_port()  # nothing listens there
+    listen = free_tcp_port()
+    with tracer("--mqtt", f"{listen}:127.0.0.1:{dead}") as trace:
+        with socket.create_connection(("127.0.0.1", listen), timeout=10) as client:
+            assert client.recv(100) == b""
+        line = trace.wait_for_line(f"cannot connect to 127.0.0.1:{dead}")
+        assert f" c1 -- cannot connect to 127.0.0.1:{dead}: " in line
+        assert "closed by" not in trace.output()

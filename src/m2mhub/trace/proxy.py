@@ -199,6 +199,8 @@ class _MqttSession:
                     protocol="mqtt",
                 )
             )
+            self.closed = True
+            self.proxy.sessions.discard(self)
             if self.client.transport is not None:
                 self.client.transport.close()
             return
