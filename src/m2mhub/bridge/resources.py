@@ -12,6 +12,7 @@ CoAP and MQTT share one topic space through the broker's in-process API (docs/hu
   request, QoS 0 for a NON one; retained for PUT only).  An Observe request may name an MQTT
   filter (``/ps/sensors/+``) and may ask for a subscription QoS with ``?qos=``; notifications are
   CON for messages delivered at QoS 1/2 and NON (with a regular CON) for QoS 0.
+- ``/async?N`` answers after N seconds with a separate response (m2mhub.bridge.delayed).
 - ``/time`` ticks each second like libcoap's example server (``Nov 25 17:30:00``, UTC;
   ``?ticks`` gives Unix seconds); the shell calls :meth:`TimeResource.tick` every second.
 
@@ -25,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
+from m2mhub.bridge.delayed import DelayedResource
 from m2mhub.coap import options as o
 from m2mhub.coap.message import CON, Message
 from m2mhub.coap.options import Code, ContentFormat
@@ -363,6 +365,7 @@ class HubSite(Site):
         self.alarm = AlarmResource(broker, clock)
         self.topics = TopicResource(broker, clock)
         self.add_resource((), self.index)
+        self.add_resource(("async",), DelayedResource())
         self.add_resource(("time",), self.time)
         self.add_resource(("alarm",), self.alarm)
         self.add_resource(("ps",), self.topics)

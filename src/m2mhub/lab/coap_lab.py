@@ -19,7 +19,6 @@ from typing import TextIO
 from m2mhub.client.coap import CoapClient
 from m2mhub.coap import options as o
 from m2mhub.coap.message import ACK, CON, NON, RST, Message
-from m2mhub.coap.resource import Resource
 from m2mhub.lab.record import Recording, coap_label
 from m2mhub.lab.results import Outcome
 from m2mhub.lab.runner import Progress, run_one
@@ -29,17 +28,6 @@ TIMEOUT = 10.0
 BLOCK_SIZE = 64
 SEPARATE_PATH = "async?1"
 """libcoap's example server answers ``/async?N`` after N seconds, in a separate response."""
-
-
-class SlowResource(Resource):
-    """``/async?N`` as in libcoap's example server: answers ``done`` after N seconds, so the
-    server sends an empty ACK first and the response separately."""
-
-    async def render_get(self, request: Message) -> Message:
-        query = request.uri_query()
-        delay = float(query[0]) if query else 1.0
-        await asyncio.sleep(min(delay, 10.0))
-        return Message(payload=b"done", content_format=0)
 
 
 class Exchange:

@@ -25,11 +25,9 @@ async def embedded_hub(coap: bool = False) -> AsyncIterator[tuple[int, int | Non
     try:
         coap_port = None
         if coap:
-            from m2mhub.lab.coap_lab import SlowResource
             from m2mhub.net.coap_face import start_coap_face
 
             face = await start_coap_face(broker, [("127.0.0.1", 0)])
-            face.site.add_resource(("async",), SlowResource())
             coap_port = face.addresses[0][1]
         yield server.ports[0], coap_port
     finally:
