@@ -222,3 +222,14 @@ def test_non_get_of_the_root_describes_the_hub(hub: tuple[int, int]) -> None:
         assert r.stdout.startswith(b"This is m2mhub")
     core = coap_client("-m", "get", uri(hub, "/.well-known/core")).stdout.decode()
     assert core.startswith('</>;ct=0;title="General Info"')
+
+
+def test_async_resource_answers_with_a_separate_response(hub: tuple[int, int]) -> None:
+    r = coap_client("-v", "6", "-m", "get", uri(hub, "/async?1"))
+    lines = r.stdout.decode().splitlines()
+    # not piggybacked: the response comes in its own CON with a message id of its own
+    request_mid = re.search(r"t:CON c:GET i:(\w+)", lines[0])
+    response = [line for line in lines if line.startswith("v:1 t:CON c:2.05")]
+    assert request_mid and len(response) == 1, lines
+    assert f"i:{request_mid.group(1)} " not in response[0]
+    assert lines[-1].strip() == "done", lines
