@@ -230,6 +230,7 @@ def test_async_resource_answers_with_a_separate_response(hub: tuple[int, int]) -
     # not piggybacked: the response comes in its own CON with a message id of its own
     request_mid = re.search(r"t:CON c:GET i:(\w+)", lines[0])
     response = [line for line in lines if line.startswith("v:1 t:CON c:2.05")]
-    assert request_mid and len(response) == 1, lines
-    assert f"i:{request_mid.group(1)} " not in response[0]
+    # (a heavily loaded machine may retransmit the CON response: still never piggybacked)
+    assert request_mid and response, lines
+    assert all(f"i:{request_mid.group(1)} " not in line for line in response), lines
     assert lines[-1].strip() == "done", lines
