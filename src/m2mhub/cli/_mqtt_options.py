@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 
 from m2mhub.cli._args import ArgReader, HelpRequested, UsageError
 from m2mhub.cli._mqtt_properties import PropertyArgs
+from m2mhub.cli._trace_output import TRACE_FLAGS, TRACE_HELP, trace_style
 from m2mhub.client.mqtt import random_client_id
 from m2mhub.mqtt.packets import Will
+from m2mhub.trace.format import Style
 
 SESSION_EXPIRY_INTERVAL = 0x11
 
@@ -41,6 +43,7 @@ class MQTTOptions:
     username: str | None = None
     password: str | None = None
     debug: bool = False
+    trace: Style | None = None
     quiet: bool = False
     max_inflight: int = 20
     session_expiry: int | None = None
@@ -164,6 +167,8 @@ def parse_common(opts: MQTTOptions, arg: str, args: ArgReader, multi_topic: bool
         opts.clean_session = False
     elif arg in ("-d", "--debug"):
         opts.debug = True
+    elif arg in TRACE_FLAGS:
+        opts.trace = trace_style(opts.trace, arg)
     elif arg in ("-i", "--id"):
         if opts.id_prefix is not None:
             raise UsageError("-i and -I argument cannot be used together.\n")
@@ -298,7 +303,7 @@ def printer(quiet: bool) -> Callable[[str], None]:
     return err
 
 
-COMMON_HELP = """\
+COMMON_HELP = f"""\
  -A : bind the outgoing socket to this host/ip address.
  --unix : connect to a broker through a unix domain socket instead of a TCP socket.
  -c : disable clean session/enable persistent client mode (needs -i or -I).
@@ -322,6 +327,7 @@ COMMON_HELP = """\
  --help : display this message.
  --nodelay : accepted for compatibility (TCP_NODELAY is always set).
  --quiet : don't print error messages.
+{TRACE_HELP}
  --will-payload : payload for the client Will.
  --will-qos : QoS level for the client Will.
  --will-retain : if given, make the client Will retained.

@@ -6,12 +6,14 @@ import sys
 from collections.abc import Callable
 
 from m2mhub.cli._mqtt_options import MQTTOptions, connect_error_text, printer
+from m2mhub.cli._trace_output import TraceOutput
 from m2mhub.client.debug_log import client_name, packet_log_lines
 from m2mhub.client.mqtt import (
     ConnectionLostError,
     ConnectionRefusedByBroker,
     Message,
     MQTTClient,
+    PacketLogger,
 )
 from m2mhub.mqtt.packets import Packet
 
@@ -55,9 +57,10 @@ class Session:
         self.opts = opts
         self.program = program
         self.err = printer(opts.quiet)
+        self.trace = TraceOutput(opts.trace) if opts.trace is not None else None
         self.client = MQTTClient(
             on_message=on_message,
-            on_packet=debug_logger if opts.debug else None,
+            on_packet=self._packet_logger(),
             max_inflight=opts.max_inflight,
         )
         self.client_id = opts.effective_client_id(program)
@@ -65,6 +68,22 @@ class Session:
         self.failure: str | None = None
         # mosquitto_sub silently tries again when the broker hangs up before CONNACK.
         self.retry_when_lost = False
+
+    def _packet_logger(self) -> PacketLogger | None:
+        """What sees each packet: ``-d`` lines on stdout, ``--trace`` lines on stderr, both."""
+        trace = self.trace
+        if trace is None:
+            return debug_logger if self.opts.debug else None
+        debug = self.opts.debug
+
+        def log(direction: str, packet: Packet, client_id: str) -> None:
+            if debug:
+                debug_logger(direction, packet, client_id)
+            conn = client_id or self.client_id or "client"
+            level = self.client.protocol_level
+            trace.mqtt(packet, trace.client_direction(direction), conn, level)
+
+        return log
 
     def debug(self, text: str) -> None:
         """A debug-only line naming this client, e.g. ``Client (null) sending DISCONNECT``."""
