@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.coap.coapapp_support import libcoap_server
 from tests.support import M2MHUB, mosquitto_broker, running
 
 pytestmark = pytest.mark.interop
@@ -85,3 +86,32 @@ def test_sub_json_traces_subscribe_and_the_received_publish(port: int) -> None:
     ]
     assert records[4]["topic"] == "t/json"
     assert {r["conn"] for r in records} == {"S1"}
+
+
+@pytest.fixture(scope="module")
+def coap_port() -> Iterator[int]:
+    with libcoap_server() as port:
+        yield port
+
+
+def test_coap_trace_shows_request_and_response_on_stderr(coap_port: int) -> None:
+    done = m2mhub("coap", "--trace", f"coap://127.0.0.1:{coap_port}/time")
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    peer = f"127.0.0.1:{coap_port}"
+    assert [m.groups()[:2] for line in lines if (m := LINE.match(line))] == [
+        (peer, "->"),
+        (peer, "<-"),
+    ]
+    assert " -> CON GET mid=" in lines[0] and "/time" in lines[0]
+    assert " <- ACK 2.05 Content mid=" in lines[1]
+    assert done.stdout.strip()  # the payload, as without --trace
+
+
+def test_coap_json_and_v6_keep_coap_client_lines_on_stdout(coap_port: int) -> None:
+    done = m2mhub("coap", "--json", "-N", "-v", "6", f"coap://127.0.0.1:{coap_port}/time")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("v:1 t:NON c:GET i:")
+    records = [json.loads(line) for line in done.stderr.splitlines()]
+    assert [r["direction"] for r in records] == ["->", "<-"]
+    assert records[0]["type"] == "NON"

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Final
 from urllib.parse import unquote_to_bytes
 
+from m2mhub.cli._trace_output import TRACE_FLAGS, TraceOutput, trace_style
 from m2mhub.client.coap import (
     METHODS,
     CoapClient,
@@ -32,6 +33,7 @@ from m2mhub.client.coap_show import show
 from m2mhub.client.coap_uri import CoapUri, CoapUriError, parse_uri
 from m2mhub.coap import options as o
 from m2mhub.coap.message import Message, OptionValue
+from m2mhub.trace.format import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Style
 
 EXIT_OK: Final = 0
 EXIT_ERROR_RESPONSE: Final = 1  # 4.xx or 5.xx
@@ -73,6 +75,9 @@ Usage: {PROG} [-a addr] [-b [num,]size] [-e text] [-f file] [-m method] [-o file
 \t       \t\ttext begins with 0x, then the hex text is converted to binary data
 \t-T token\tDefine the token of the request
 \t-U     \t\tNever include Uri-Host or Uri-Port options
+\t--trace\t\tPrint every message sent and received on stderr, one line
+\t       \t\teach, as m2mhub trace does (--detail: with fields and hex
+\t       \t\tdump; --json: one JSON object per message)
 \t--help \t\tThis help
 
 Exit status: 0 success, 1 error response (4.xx/5.xx), 2 bad usage, 3 timeout,
@@ -136,6 +141,7 @@ class Options:
     local_port: int = 0
     no_uri_host: bool = False
     repeat: int = 1
+    trace: Style | None = None
 
 
 def media_type(text: str) -> int:
@@ -173,7 +179,9 @@ def parse_option(text: str) -> tuple[int, OptionValue]:
 
 def parse_args(argv: list[str]) -> Options:
     try:
-        opts, rest = getopt.gnu_getopt(argv, "a:b:e:f:m:o:p:s:t:v:wA:B:G:NO:T:U", ["help"])
+        opts, rest = getopt.gnu_getopt(
+            argv, "a:b:e:f:m:o:p:s:t:v:wA:B:G:NO:T:U", ["help", "trace", "detail", "json"]
+        )
     except getopt.GetoptError as e:
         raise UsageError(str(e)) from None
     if any(flag == "--help" for flag, _ in opts):
@@ -247,6 +255,8 @@ def parse_args(argv: list[str]) -> Options:
             result.no_uri_host = True
         elif flag == "-w":
             pass  # stdout always gets a newline after each payload
+        elif flag in TRACE_FLAGS:
+            result.trace = trace_style(result.trace, flag)
     return result
 
 
@@ -287,13 +297,20 @@ class Printer:
             self.out.close()
 
 
-def make_trace(verbosity: int) -> Trace | None:
-    if verbosity < 6:
+def make_trace(verbosity: int, style: Style | None = None, peer: str = "") -> Trace | None:
+    """``-v 6``: coap-client's lines on stdout; ``--trace``: the shared formatter on stderr."""
+    verbose = verbosity >= 6
+    output = TraceOutput(style) if style is not None else None
+    if not verbose and output is None:
         return None
 
     def trace(direction: str, msg: Message) -> None:
-        sys.stdout.write(show(msg) + "\n")
-        sys.stdout.flush()
+        if verbose:
+            sys.stdout.write(show(msg) + "\n")
+            sys.stdout.flush()
+        if output is not None:
+            arrow = CLIENT_TO_SERVER if direction == "send" else SERVER_TO_CLIENT
+            output.coap(msg, arrow, peer)
 
     return trace
 
@@ -317,7 +334,9 @@ def _outcome(msg: Message, printer: Printer) -> int:
 
 
 async def _run(opts: Options) -> int:
-    trace = make_trace(opts.verbosity)
+    host = opts.uri.host
+    peer = f"[{host}]:{opts.uri.port}" if ":" in host else f"{host}:{opts.uri.port}"
+    trace = make_trace(opts.verbosity, opts.trace, peer)
     printer = Printer(opts.output)
     client = CoapClient(
         trace=trace,
