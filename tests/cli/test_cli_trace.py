@@ -7,11 +7,12 @@ import os
 import re
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.coap.coapapp_support import libcoap_server
-from tests.support import M2MHUB, mosquitto_broker, running
+from tests.support import M2MHUB, free_tcp_port, mosquitto_broker, require, running, wait_tcp
 
 pytestmark = pytest.mark.interop
 
@@ -115,3 +116,62 @@ def test_coap_json_and_v6_keep_coap_client_lines_on_stdout(coap_port: int) -> No
     records = [json.loads(line) for line in done.stderr.splitlines()]
     assert [r["direction"] for r in records] == ["->", "<-"]
     assert records[0]["type"] == "NON"
+
+
+def serve_traced(tmp_path: Path, *flags: str) -> tuple[list[str], int]:
+    """``m2mhub serve FLAGS`` on a free port; returns (its args, the port)."""
+    port = free_tcp_port()
+    return [*M2MHUB, "serve", "-p", str(port), "--no-coap", *flags], port
+
+
+def test_serve_trace_and_pcap_show_every_packet_both_ways(tmp_path: Path) -> None:
+    pcap = tmp_path / "f.pcap"
+    args, port = serve_traced(tmp_path, "--trace", "-w", str(pcap))
+    sub_exe = require("mosquitto_sub")
+    pub_exe = require("mosquitto_pub")
+    with running(args, env=ENV) as serve:
+        wait_tcp(port)
+        with running([sub_exe, "-p", str(port), "-t", "s/t", "-C", "1", "-i", "S1"]) as sub:
+            serve.wait_for_line("(S1) <- SUBACK")
+            pub = [pub_exe, "-p", str(port), "-t", "s/t", "-m", "hi", "-q", "1", "-i", "P1"]
+            subprocess.run(pub, check=True, timeout=10)
+            sub.wait_for_line("hi")
+            assert sub.wait() == 0
+        serve.wait_for_line("(S1) -- closed")
+        lines = list(serve.lines)
+    traced = packets("\n".join(lines))
+    assert [t for c, a, t in traced if c.endswith("(P1)")] == [
+        "CONNECT", "CONNACK", "PUBLISH", "PUBACK", "DISCONNECT",
+    ]  # fmt: skip
+    # wait_tcp's probe was c1; each connection keeps its number and shows its client id.
+    sub_conn = next(c for c, a, t in traced if c.endswith("(S1)"))
+    assert [(a, t) for c, a, t in traced if c == sub_conn][2:] == [
+        ("->", "SUBSCRIBE"), ("<-", "SUBACK"), ("<-", "PUBLISH"), ("->", "DISCONNECT"),
+    ]  # fmt: skip
+    # The broker's own -v style log is still there, untouched.
+    assert any("New client connected from 127.0.0.1" in line for line in lines)
+    tshark = require("tshark")
+    shown = subprocess.run(
+        [tshark, "-r", str(pcap), "-d", f"tcp.port=={port},mqtt", "-Y", "mqtt"],
+        capture_output=True, text=True, timeout=30, check=True,
+    ).stdout  # fmt: skip
+    assert shown.count("Connect Command") == 2
+    assert shown.count("Connect Ack") == 2
+    assert shown.count("Publish Message") == 2  # into the broker, and out to the subscriber
+    assert "Publish Ack" in shown and "Subscribe Ack" in shown
+
+
+def test_serve_json_is_one_object_per_packet(tmp_path: Path) -> None:
+    args, port = serve_traced(tmp_path, "--json")
+    with running(args, env=ENV) as serve:
+        wait_tcp(port)
+        pub = [require("mosquitto_pub"), "-p", str(port), "-t", "j", "-m", "x", "-V", "5"]
+        subprocess.run(pub, check=True, timeout=10)
+        serve.wait_for_line('"DISCONNECT"')
+        records = [json.loads(line) for line in serve.lines if line.startswith("{")]
+    frames = [r for r in records if "type" in r]  # the rest are connection events
+    packets_seen = [(r["direction"], r["type"]) for r in frames]
+    assert packets_seen == [
+        ("->", "CONNECT"), ("<-", "CONNACK"), ("->", "PUBLISH"), ("->", "DISCONNECT"),
+    ]  # fmt: skip
+    assert frames[-1]["level"] == 5

@@ -18,15 +18,18 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from m2mhub import __version__
 from m2mhub.auth import PasswordFile, PasswordFileAuthenticator, PasswordFileError
+from m2mhub.cli._serve_trace import ServeTracer
+from m2mhub.cli._trace_output import TRACE_FLAGS, trace_style
 from m2mhub.config import Config, ConfigError, load_config
 from m2mhub.hub.broker import Broker
 from m2mhub.hub.log import BrokerLog
 from m2mhub.hub.settings import BrokerSettings
 from m2mhub.net.mqtt_server import MqttServer
+from m2mhub.trace.format import Style
 
 if TYPE_CHECKING:
     from m2mhub.net.coap_face import CoapFace
@@ -43,6 +46,7 @@ m2mhub version {__version__}
 m2mhub serve runs the hub: an MQTT v5.0/v3.1.1/v3.1 broker and a CoAP server.
 
 Usage: m2mhub serve [-c config_file] [-p port] [-v] [--coap-port port] [--no-coap]
+                    [--trace [--detail|--json]] [-w file.pcap]
 
  -c, --config-file : load the configuration (mosquitto.conf format) from this file.
  -p, --port        : listen on this port, bound to the loopback interface only.
@@ -52,6 +56,10 @@ Usage: m2mhub serve [-c config_file] [-p port] [-v] [--coap-port port] [--no-coa
                      given in the config file.
  --coap-port       : UDP port of the CoAP face (default 5683).
  --no-coap         : do not start the CoAP face.
+ --trace           : print every MQTT packet in and out on stderr, one line each,
+                     as m2mhub trace does (--detail: fields and hex dump; --json:
+                     one JSON object per packet; both imply --trace).
+ -w file.pcap      : record every MQTT connection's traffic in a pcap file.
  -d, --daemon      : not supported; run m2mhub serve under a service manager.
  -h, --help        : display this help.
 
@@ -72,6 +80,8 @@ class ServeOptions:
     coap_port: int | None = None
     coap: bool = True
     help: bool = False
+    trace: Style | None = None
+    pcap_file: str | None = None
 
 
 def _port_value(flag: str, text: str | None) -> int:
@@ -82,7 +92,7 @@ def _port_value(flag: str, text: str | None) -> int:
     return int(text)
 
 
-VALUE_FLAGS = frozenset({"-c", "--config-file", "-p", "--port", "--coap-port"})
+VALUE_FLAGS = frozenset({"-c", "--config-file", "-p", "--port", "--coap-port", "-w"})
 
 
 def parse_args(argv: list[str]) -> ServeOptions:
@@ -120,6 +130,12 @@ def parse_args(argv: list[str]) -> ServeOptions:
             options.coap_port = _port_value(arg, value)
         elif arg == "--no-coap":
             options.coap = False
+        elif arg in TRACE_FLAGS:
+            options.trace = trace_style(options.trace, arg)
+        elif arg == "-w":
+            if not value:
+                raise UsageError("-w argument given, but no pcap file specified.")
+            options.pcap_file = value
         elif arg in ("-d", "--daemon"):
             raise UsageError(
                 f"{arg} (daemon mode) is not supported by m2mhub. Run 'm2mhub serve' in the "
@@ -324,7 +340,18 @@ class _Hub:
         server = MqttServer()
         face: CoapFace | None = None
         attempted = False
+        pcap_out: BinaryIO | None = None
         try:
+            options = self.options
+            if options.pcap_file is not None:
+                try:
+                    pcap_out = open(options.pcap_file, "wb")  # noqa: SIM115 - closed below
+                except OSError as exc:
+                    raise _StartError(
+                        f"Unable to open pcap file {options.pcap_file}: {exc}."
+                    ) from None
+            if options.trace is not None or pcap_out is not None:
+                server.tap = ServeTracer(options.trace, pcap_out)
             authenticator = self._authenticator()
             self._write_pid_file()
             if self.settings.local_only:
@@ -368,6 +395,8 @@ class _Hub:
                 await server.close()  # also closes listeners a failed start had opened
             self._remove_pid_file()
             self.log.close()
+            if pcap_out is not None:
+                pcap_out.close()
 
     async def _start_coap(self, broker: Broker) -> CoapFace | None:
         if not self.settings.coap_enabled:

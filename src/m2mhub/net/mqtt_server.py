@@ -14,7 +14,8 @@ import asyncio
 import contextlib
 import os
 import socket
-from typing import cast
+from collections.abc import Callable
+from typing import Any, Protocol, cast
 
 from m2mhub.hub.broker import Broker
 from m2mhub.hub.connection import CLOSED, Connection
@@ -119,10 +120,75 @@ class _MqttProtocol(asyncio.Protocol):
             self._server.broker.resume_writing(self._conn, self._loop.time())
 
 
+class ConnectionTap(Protocol):
+    """Sees every byte of every connection (``m2mhub serve --trace`` / ``-w``); optional.
+
+    Connections are named by their asyncio transport (``get_extra_info`` gives the addresses).
+    ``received`` is called before the broker handles the bytes, ``sent`` as the broker writes.
+    """
+
+    def opened(self, transport: asyncio.BaseTransport) -> None: ...
+
+    def received(self, transport: asyncio.BaseTransport, data: bytes) -> None: ...
+
+    def sent(self, transport: asyncio.BaseTransport, data: bytes) -> None: ...
+
+    def closed(self, transport: asyncio.BaseTransport) -> None: ...
+
+
+class _TappedTransport:
+    """The transport as the broker sees it when tapped: writes are shown to the tap first."""
+
+    __slots__ = ("_tap", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, tap: ConnectionTap) -> None:
+        self._transport = transport
+        self._tap = tap
+
+    def write(self, data: Any) -> None:
+        self._tap.sent(self._transport, bytes(data))
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class _TappedMqttProtocol(_MqttProtocol):
+    """A connection whose bytes both ways also go to a :class:`ConnectionTap`.
+
+    A separate class so that an untapped server runs exactly the plain protocol's code.
+    """
+
+    __slots__ = ("_raw_transport", "_tap")
+
+    def __init__(self, server: MqttServer, listener_port: int, tap: ConnectionTap) -> None:
+        super().__init__(server, listener_port)
+        self._tap = tap
+        self._raw_transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        raw = cast(asyncio.Transport, transport)
+        self._raw_transport = raw
+        self._tap.opened(raw)
+        super().connection_made(cast(asyncio.Transport, _TappedTransport(raw, self._tap)))
+
+    def data_received(self, data: bytes) -> None:
+        if self._raw_transport is not None:
+            self._tap.received(self._raw_transport, data)
+        super().data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._raw_transport is not None:
+            self._tap.closed(self._raw_transport)
+            self._raw_transport = None
+
+
 class MqttServer:
     """Listening sockets plus the flush and timer plumbing for one broker."""
 
-    def __init__(self) -> None:
+    def __init__(self, tap: ConnectionTap | None = None) -> None:
+        self.tap = tap
         self.loop: asyncio.AbstractEventLoop  # set by start()
         self.broker: Broker
         self._servers: list[asyncio.base_events.Server] = []
@@ -144,7 +210,7 @@ class MqttServer:
             broker.heap_probe = resident_bytes
         for host, port in listeners:
             server = await self.loop.create_server(
-                lambda port=port: _MqttProtocol(self, port),
+                self._protocol_factory(port),
                 host=host,
                 port=port,
                 reuse_address=True,
@@ -159,6 +225,12 @@ class MqttServer:
                 if broker.log.notice:
                     broker.log.write(f"Opening {kind} listen socket on port {real_port}.")
         self._arm_timer()
+
+    def _protocol_factory(self, port: int) -> Callable[[], _MqttProtocol]:
+        tap = self.tap
+        if tap is None:
+            return lambda: _MqttProtocol(self, port)
+        return lambda: _TappedMqttProtocol(self, port, tap)
 
     @property
     def ports(self) -> list[int]:
@@ -232,4 +304,3 @@ class MqttServer:
         self.broker.tick(max(self.loop.time(), scheduled))
         self.broker.flush()
         self._arm_timer()
-
