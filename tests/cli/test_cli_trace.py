@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from tests.coap.coapapp_support import libcoap_server
-from tests.support import M2MHUB, free_tcp_port, mosquitto_broker, require, running, wait_tcp
+from tests.support import (
+    M2MHUB,
+    free_tcp_port,
+    free_udp_port,
+    mosquitto_broker,
+    require,
+    running,
+    wait_tcp,
+)
 
 pytestmark = pytest.mark.interop
 
@@ -175,3 +183,28 @@ def test_serve_json_is_one_object_per_packet(tmp_path: Path) -> None:
         ("->", "CONNECT"), ("<-", "CONNACK"), ("->", "PUBLISH"), ("->", "DISCONNECT"),
     ]  # fmt: skip
     assert frames[-1]["level"] == 5
+
+
+def test_serve_trace_and_pcap_show_coap_datagrams(tmp_path: Path) -> None:
+    pcap = tmp_path / "coap.pcap"
+    port = free_tcp_port()
+    coap_port = free_udp_port()
+    args = [*M2MHUB, "serve", "-p", str(port), "--coap-port", str(coap_port)]
+    client = require("coap-client-notls")
+    with running([*args, "--trace", "-w", str(pcap)], env=ENV) as serve:
+        wait_tcp(port)
+        serve.wait_for_line("CoAP socket on port")
+        uri = f"coap://127.0.0.1:{coap_port}/alarm"
+        subprocess.run([client, "-m", "put", "-e", "ON", uri], check=True, timeout=10)
+        serve.wait_for_line("<- ACK 2.04 Changed")
+        lines = list(serve.lines)
+    assert any(
+        re.search(r" 127\.0\.0\.1:\d+ -> CON PUT mid=0x\w+ token=\w+ /alarm", x) for x in lines
+    )
+    tshark = require("tshark")
+    shown = subprocess.run(
+        [tshark, "-r", str(pcap), "-d", f"udp.port=={coap_port},coap", "-Y", "coap"],
+        capture_output=True, text=True, timeout=30, check=True,
+    ).stdout  # fmt: skip
+    assert "CON, MID:" in shown and "PUT" in shown
+    assert "2.04 Changed" in shown

@@ -1,21 +1,26 @@
-"""``m2mhub serve --trace`` / ``-w FILE.pcap``: every MQTT packet in and out of the broker.
+"""``m2mhub serve --trace`` / ``-w FILE.pcap``: every MQTT packet and CoAP datagram in and out.
 
-A :class:`~m2mhub.net.mqtt_server.ConnectionTap` that splits each connection's bytes into
-packets (:mod:`m2mhub.trace.mqtt_stream`), prints them with the tracer's formatter and records
-them in a pcap file, so ``m2mhub serve --trace`` reads like ``m2mhub trace`` in front of it.
+A :class:`~m2mhub.net.mqtt_server.ConnectionTap` splits each connection's bytes into packets
+(:mod:`m2mhub.trace.mqtt_stream`), prints them with the tracer's formatter and records them in
+a pcap file; CoAP datagrams go the same way (:func:`tap_coap_sockets`). So ``m2mhub serve
+--trace`` reads like ``m2mhub trace`` in front of it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 import time
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from m2mhub.trace.format import CLIENT_TO_SERVER, SERVER_TO_CLIENT, PacketFormatter, Style
 from m2mhub.trace.mqtt_stream import MqttConversation
 from m2mhub.trace.pcap import Address, PcapWriter, TcpFlow
 from m2mhub.trace.proxy import TraceSink
+
+if TYPE_CHECKING:
+    from m2mhub.net.coap_server import CoapServer
 
 
 def _addr(name: Any) -> Address:
@@ -97,6 +102,20 @@ class ServeTracer:
         except Exception as exc:  # tracing must never stop the broker
             self.sink.failure(exc)
 
+    def datagram(self, data: bytes, src: Address, dst: Address, from_client: bool) -> None:
+        """One CoAP datagram, received (``from_client``) or sent by the hub."""
+        try:
+            when = time.time()
+            sink = self.sink
+            if sink.pcap is not None:
+                sink.pcap.udp(when, src, dst, data)
+                sink.pcap.flush()
+            if self.print_packets:
+                arrow = CLIENT_TO_SERVER if from_client else SERVER_TO_CLIENT
+                sink.coap_datagram(data, when, arrow, _show(src if from_client else dst))
+        except Exception as exc:  # tracing must never stop the server
+            self.sink.failure(exc)
+
     def closed(self, transport: asyncio.BaseTransport) -> None:
         traced = self._conns.pop(transport, None)
         if traced is None:
@@ -113,3 +132,37 @@ class ServeTracer:
                 sink.pcap.flush()
         except Exception as exc:  # tracing must never stop the broker
             self.sink.failure(exc)
+
+
+class _TappedUdpSocket:
+    """A CoAP socket whose datagrams both ways are shown to a :class:`ServeTracer` first.
+
+    ``CoapSocket`` reads with ``sock.recvfrom`` and writes with ``sock.sendto``; everything
+    else (``fileno``, ``getsockname``, ``close``) goes to the real socket.
+    """
+
+    __slots__ = ("_local", "_sock", "_tracer")
+
+    def __init__(self, sock: socket.socket, tracer: ServeTracer) -> None:
+        self._sock = sock
+        self._tracer = tracer
+        self._local = _addr(sock.getsockname())
+
+    def recvfrom(self, size: int) -> tuple[bytes, Any]:
+        data, peer = self._sock.recvfrom(size)
+        self._tracer.datagram(data, _addr(peer), self._local, from_client=True)
+        return data, peer
+
+    def sendto(self, data: bytes, peer: Any) -> int:
+        sent = self._sock.sendto(data, peer)
+        self._tracer.datagram(data, self._local, _addr(peer), from_client=False)
+        return sent
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def tap_coap_sockets(server: CoapServer, tracer: ServeTracer) -> None:
+    """Trace every datagram of the CoAP face's sockets from now on."""
+    for coap_socket in server.sockets:
+        coap_socket.sock = cast(socket.socket, _TappedUdpSocket(coap_socket.sock, tracer))

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from m2mhub import __version__
 from m2mhub.auth import PasswordFile, PasswordFileAuthenticator, PasswordFileError
-from m2mhub.cli._serve_trace import ServeTracer
+from m2mhub.cli._serve_trace import ServeTracer, tap_coap_sockets
 from m2mhub.cli._trace_output import TRACE_FLAGS, trace_style
 from m2mhub.config import Config, ConfigError, load_config
 from m2mhub.hub.broker import Broker
@@ -56,10 +56,10 @@ Usage: m2mhub serve [-c config_file] [-p port] [-v] [--coap-port port] [--no-coa
                      given in the config file.
  --coap-port       : UDP port of the CoAP face (default 5683).
  --no-coap         : do not start the CoAP face.
- --trace           : print every MQTT packet in and out on stderr, one line each,
-                     as m2mhub trace does (--detail: fields and hex dump; --json:
-                     one JSON object per packet; both imply --trace).
- -w file.pcap      : record every MQTT connection's traffic in a pcap file.
+ --trace           : print every MQTT packet and CoAP message in and out on stderr,
+                     one line each, as m2mhub trace does (--detail: fields and
+                     hex dump; --json: one JSON object each; both imply --trace).
+ -w file.pcap      : record all MQTT and CoAP traffic in a pcap file.
  -d, --daemon      : not supported; run m2mhub serve under a service manager.
  -h, --help        : display this help.
 
@@ -350,8 +350,10 @@ class _Hub:
                     raise _StartError(
                         f"Unable to open pcap file {options.pcap_file}: {exc}."
                     ) from None
+            tracer = None
             if options.trace is not None or pcap_out is not None:
-                server.tap = ServeTracer(options.trace, pcap_out)
+                tracer = ServeTracer(options.trace, pcap_out)
+                server.tap = tracer
             authenticator = self._authenticator()
             self._write_pid_file()
             if self.settings.local_only:
@@ -377,6 +379,8 @@ class _Hub:
             except OSError as exc:
                 raise _StartError(_error_text(exc)) from None
             face = await self._start_coap(broker)
+            if face is not None and tracer is not None:
+                tap_coap_sockets(face.server, tracer)
             loop.add_signal_handler(signal.SIGHUP, self.reload)
             self.notice(f"m2mhub version {__version__} running")
             await self.stop.wait()
