@@ -146,6 +146,7 @@ def test_serve_trace_and_pcap_show_every_packet_both_ways(tmp_path: Path) -> Non
             sub.wait_for_line("hi")
             assert sub.wait() == 0
         serve.wait_for_line("(S1) -- closed")
+        serve.wait_for_line("(P1) -- closed")
         lines = list(serve.lines)
     traced = packets("\n".join(lines))
     assert [t for c, a, t in traced if c.endswith("(P1)")] == [
