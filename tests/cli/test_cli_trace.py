@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from m2mhub.cli._serve_trace import ServeTracer
 from tests.coap.coapapp_support import libcoap_server
 from tests.support import (
     M2MHUB,
@@ -209,3 +211,21 @@ def test_serve_trace_and_pcap_show_coap_datagrams(tmp_path: Path) -> None:
     ).stdout  # fmt: skip
     assert "CON, MID:" in shown and "PUT" in shown
     assert "2.04 Changed" in shown
+
+
+class _FakeTransport:
+    def get_extra_info(self, name: str) -> tuple[str, int]:
+        return ("127.0.0.1", 40000) if name == "peername" else ("127.0.0.1", 1883)
+
+
+def test_serve_tracer_survives_a_broken_pcap_file(capsys: pytest.CaptureFixture[str]) -> None:
+    out = io.BytesIO()
+    tracer = ServeTracer("line", out)
+    transport = _FakeTransport()
+    tracer.opened(transport)  # type: ignore[arg-type]
+    out.close()  # the disk went away
+    tracer.received(transport, b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00")  # type: ignore[arg-type]
+    tracer.closed(transport)  # type: ignore[arg-type]
+    err = capsys.readouterr().err
+    assert "m2mhub serve: tracing failed" in err
+    assert "c1 -- connection from 127.0.0.1:40000 to 127.0.0.1:1883" in err

@@ -9,6 +9,7 @@ a pcap file; CoAP datagrams go the same way (:func:`tap_coap_sockets`). So ``m2m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import sys
 import time
@@ -29,6 +30,20 @@ def _addr(name: Any) -> Address:
 
 def _show(addr: Address) -> str:
     return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
+
+
+class _ServeSink(TraceSink):
+    """The tracer's sink, with failures told as the hub's (which goes on serving)."""
+
+    __slots__ = ()
+
+    def failure(self, exc: Exception) -> None:
+        if isinstance(exc, OSError):
+            self.broken = True
+        if self.failures < 3:
+            self.failures += 1
+            with contextlib.suppress(Exception):
+                print(f"m2mhub serve: tracing failed ({exc!r}); still serving", file=sys.stderr)
 
 
 class _Traced:
@@ -56,7 +71,7 @@ class ServeTracer:
     def __init__(self, style: Style | None, pcap_out: BinaryIO | None) -> None:
         self.print_packets = style is not None
         pcap = PcapWriter(pcap_out) if pcap_out is not None else None
-        self.sink = TraceSink(PacketFormatter(style or "line"), sys.stderr, pcap)
+        self.sink = _ServeSink(PacketFormatter(style or "line"), sys.stderr, pcap)
         self._conns: dict[asyncio.BaseTransport, _Traced] = {}
         self._count = 0
 
