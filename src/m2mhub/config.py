@@ -68,7 +68,6 @@ UNSUPPORTED = frozenset(
         "log_facility",
         "max_packet_size",
         "memory_limit",
-        "set_tcp_nodelay",
         # listeners
         "bind_interface",
         "http_dir",
@@ -208,6 +207,7 @@ class _Parser:
             "persistent_client_expiration": self._persistent_client_expiration,
             "upgrade_outgoing_qos": self._bool_setter("upgrade_outgoing_qos"),
             "connection_messages": self._bool_setter("connection_messages"),
+            "set_tcp_nodelay": self._bool_setter("set_tcp_nodelay"),
             "log_type": self._log_type,
             "log_dest": self._log_dest,
             "log_timestamp": self._bool_setter("log_timestamp"),

@@ -274,3 +274,22 @@ def test_mosquitto_clients_v5_session_expiry_and_retained() -> None:
         # and again as retained messages when mosquitto_sub re-subscribes (retain handling 0).
         assert sorted(got.stdout.splitlines()) == ["v5/one one"] * 2 + ["v5/two two"] * 2
         assert any("as v5sub (p5, c0, k60)." in line for line in lines)
+
+
+@pytest.mark.parametrize("nodelay", [True, False])
+def test_set_tcp_nodelay_decides_the_socket_option(nodelay: bool) -> None:
+    import socket
+
+    from m2mhub.config import parse_config_text
+
+    settings = parse_config_text(f"set_tcp_nodelay {str(nodelay).lower()}\n").settings
+    assert settings.set_tcp_nodelay is nodelay
+
+    async def scenario(server: MqttServer, lines: list[str]) -> None:
+        client = await RawClient.connect(server.ports[0], "nagle")
+        (conn,) = server.broker.connections
+        sock = conn.sink.get_extra_info("socket")
+        assert bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)) is nodelay
+        client.close()
+
+    run(scenario, set_tcp_nodelay=nodelay)

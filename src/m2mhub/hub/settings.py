@@ -40,6 +40,9 @@ class BrokerSettings:
     persistent_client_expiration: int | None = None  # seconds; None: never
     upgrade_outgoing_qos: bool = False
     connection_messages: bool = True
+    # mosquitto defaults to Nagle on; we default to TCP_NODELAY, which keeps QoS round trips
+    # free of delayed-ACK stalls. `set_tcp_nodelay false` turns Nagle back on.
+    set_tcp_nodelay: bool = True
     log_types: set[str] = field(
         default_factory=lambda: {"error", "warning", "notice", "information"}
     )

@@ -70,8 +70,10 @@ class _MqttProtocol(asyncio.Protocol):
         transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # set either way: asyncio itself turns TCP_NODELAY on for every TCP socket
+            nodelay = int(self._server.broker.settings.set_tcp_nodelay)
             with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, nodelay)
         transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
         self._transport = transport
         peer = transport.get_extra_info("peername")
