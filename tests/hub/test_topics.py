@@ -32,7 +32,7 @@ def test_trie_agrees_with_reference_matcher(fs: list[str], topic: str) -> None:
     for i, f in enumerate(fs):
         tree.add(f, i, SubscriptionOptions(qos=1))
     expected = {i for i, f in enumerate(fs) if topic_matches(f, topic)}
-    assert {sub for sub, _q, _o in tree.match(topic)} == expected
+    assert {sub for sub, _q, _o, _i in tree.match(topic)} == expected
     for f in fs:
         assert filter_matches(f, topic) == topic_matches(f, topic)
 
@@ -42,21 +42,21 @@ def test_dollar_topics_not_matched_by_leading_wildcards() -> None:
     tree.add("#", "all", SubscriptionOptions())
     tree.add("+/broker/#", "plus", SubscriptionOptions())
     tree.add("$SYS/#", "sys", SubscriptionOptions())
-    assert [s for s, _q, _o in tree.match("$SYS/broker/uptime")] == ["sys"]
-    assert {s for s, _q, _o in tree.match("x/broker/uptime")} == {"all", "plus"}
+    assert [s for s, _q, _o, _i in tree.match("$SYS/broker/uptime")] == ["sys"]
+    assert {s for s, _q, _o, _i in tree.match("x/broker/uptime")} == {"all", "plus"}
 
 
 def test_hash_matches_parent_level() -> None:
     tree = TopicTree()
     tree.add("a/#", "s", SubscriptionOptions())
-    assert [s for s, _q, _o in tree.match("a")] == ["s"]
+    assert [s for s, _q, _o, _i in tree.match("a")] == ["s"]
 
 
 def test_cache_invalidated_on_subscribe_and_unsubscribe() -> None:
     tree = TopicTree()
     assert tree.match("a/b") == []
     tree.add("a/+", "s", SubscriptionOptions(qos=2))
-    assert [(s, q) for s, q, _o in tree.match("a/b")] == [("s", 2)]
+    assert [(s, q) for s, q, _o, _i in tree.match("a/b")] == [("s", 2)]
     assert tree.remove("a/+", "s")
     assert tree.match("a/b") == []
     assert not tree.remove("a/+", "s")

@@ -107,6 +107,7 @@ PROP_TOPIC_ALIAS_MAXIMUM = 0x22
 PROP_TOPIC_ALIAS = 0x23
 PROP_RETAIN_AVAILABLE = 0x25
 PROP_SUBSCRIPTION_ID = 0x0B
+PROP_SUBSCRIPTION_ID_AVAILABLE = 0x29
 PROP_WILL_DELAY = 0x18
 PROP_MESSAGE_EXPIRY = 0x02
 PROP_SHARED_SUBSCRIPTION_AVAILABLE = 0x2A
@@ -129,6 +130,15 @@ def _failure_kind(exc: MQTTError) -> str:
     if isinstance(exc, PacketTooLarge):
         return "oversize packet"
     return "protocol error"
+
+
+def _with_ids(
+    forward: dict[int, Any] | None, sub_ids: tuple[int, ...] | None
+) -> dict[int, Any] | None:
+    """The forwarded properties plus the receiver's Subscription Identifiers, if any."""
+    if not sub_ids:
+        return forward
+    return {**(forward or {}), PROP_SUBSCRIPTION_ID: list(sub_ids)}
 
 
 def _forwardable(properties: dict[int, Any]) -> dict[int, Any]:
@@ -659,6 +669,7 @@ class Broker:
                 keepalive = max_keepalive
                 connack_props[PROP_SERVER_KEEP_ALIVE] = keepalive
             connack_props[PROP_TOPIC_ALIAS_MAXIMUM] = TOPIC_ALIAS_MAXIMUM
+            connack_props[PROP_SUBSCRIPTION_ID_AVAILABLE] = 1
             connack_props[PROP_SHARED_SUBSCRIPTION_AVAILABLE] = 0
             if assigned:
                 connack_props[PROP_ASSIGNED_CLIENT_ID] = client_id
@@ -858,8 +869,9 @@ class Broker:
             return
         # Encodings by (5.0?, qos, retain); the last one used is kept in locals because
         # nearly every fan-out needs just one.
-        encoded: dict[tuple[bool, int, bool], tuple[bytes, bytes]] | None = None
-        last_key: tuple[bool, int, bool] | None = None
+        encoded: dict[tuple[bool, int, bool, tuple[int, ...] | None], tuple[bytes, bytes]] | None
+        encoded = None
+        last_key: tuple[bool, int, bool, tuple[int, ...] | None] | None = None
         last_parts: tuple[bytes, bytes] = (b"", b"")
         message: Message | None = None
         forward: dict[int, Any] | None = None
@@ -867,7 +879,7 @@ class Broker:
         debug = self.log.debug
         upgrade = self.settings.upgrade_outgoing_qos
         sent = 0
-        for target, sub_qos, options in matches:
+        for target, sub_qos, options, sub_ids in matches:
             q = sub_qos if upgrade else (qos if qos < sub_qos else sub_qos)
             if type(target) is not Session:
                 try:
@@ -898,12 +910,12 @@ class Broker:
                     if conn is not None or self.settings.queue_qos0_messages:
                         if message is None:
                             message = self._message(topic, payload, qos, retain, properties)
-                        self._enqueue(target, Outgoing(message, 0, r))
+                        self._enqueue(target, Outgoing(message, 0, r, sub_ids))
                     else:
                         stats.publish_dropped += 1
                     continue
                 v5 = conn.protocol_level == MQTT_5
-                key = (v5, 0, r)
+                key = (v5, 0, r, sub_ids if v5 else None)
                 if key == last_key:
                     parts = last_parts
                 else:
@@ -917,7 +929,7 @@ class Broker:
                             0,
                             r,
                             False,
-                            forward if v5 else None,
+                            _with_ids(forward, key[3]) if v5 else None,
                             conn.protocol_level,
                         )
                         found = (head + tail, b"")
@@ -941,7 +953,7 @@ class Broker:
                 continue
             if message is None:
                 message = self._message(topic, payload, qos, retain, properties)
-            item = Outgoing(message, q, r)
+            item = Outgoing(message, q, r, sub_ids)
             if (
                 conn is None
                 or conn.paused
@@ -966,7 +978,7 @@ class Broker:
             mid = target.allocate_mid()
             target.inflight[mid] = item
             v5 = conn.protocol_level == MQTT_5
-            key = (v5, q, r)
+            key = (v5, q, r, sub_ids if v5 else None)
             if key == last_key:
                 parts = last_parts
             else:
@@ -975,7 +987,13 @@ class Broker:
                     if v5 and forward is None:
                         forward = _forwardable(properties)
                     found = encode_publish_parts(
-                        topic, payload, q, r, False, forward if v5 else None, conn.protocol_level
+                        topic,
+                        payload,
+                        q,
+                        r,
+                        False,
+                        _with_ids(forward, key[3]) if v5 else None,
+                        conn.protocol_level,
                     )
                     if encoded is None:
                         encoded = {}
@@ -1045,18 +1063,23 @@ class Broker:
         level = conn.protocol_level
         v5 = level == MQTT_5
         # Queued copies of one message (fan-out to slow receivers) share one encoding.
-        key = (v5, item.qos, item.retain, dup)
+        sub_ids = item.sub_ids if v5 else None
+        key = (v5, item.qos, item.retain, dup, sub_ids)
         wire = message.wire
         parts = wire.get(key) if wire is not None else None
         if message.expires_at is not None and v5:
             # 5.0: forward the time left, not the original interval.
             left = max(1, math.ceil(message.expires_at - self._now))
             with_left = {**_forwardable(message.properties), PROP_MESSAGE_EXPIRY: left}
+            if sub_ids:
+                with_left[PROP_SUBSCRIPTION_ID] = list(sub_ids)
             parts = encode_publish_parts(
                 message.topic, message.payload, item.qos, item.retain, dup, with_left, level
             )
         elif parts is None:
             props = _forwardable(message.properties) if v5 else None
+            if sub_ids:
+                props = {**(props or {}), PROP_SUBSCRIPTION_ID: list(sub_ids)}
             parts = encode_publish_parts(
                 message.topic, message.payload, item.qos, item.retain, dup, props, level
             )
@@ -1264,6 +1287,11 @@ class Broker:
             log.write(f"Received SUBSCRIBE from {client_id}")
         codes: list[int] = []
         granted: list[tuple[str, int, bool, SubscriptionOptions]] = []
+        sub_id: int | None = None
+        if conn.protocol_level == MQTT_5:
+            ids = packet.properties.get(PROP_SUBSCRIPTION_ID)
+            if ids:
+                sub_id = int(ids[0]) if isinstance(ids, list) else int(ids)
         for topic_filter, options in packet.subscriptions:
             qos = min(options.qos, 2)
             if log.debug:
@@ -1273,7 +1301,7 @@ class Broker:
                 # subscription that would never deliver anything.
                 codes.append(0x9E if conn.protocol_level == MQTT_5 else 0x80)
                 continue
-            existed = self.tree.add(topic_filter, session, options)
+            existed = self.tree.add(topic_filter, session, options, sub_id)
             session.subscriptions[topic_filter] = options
             if log.subscribe:
                 log.write(f"{client_id} {qos} {topic_filter}")
@@ -1282,6 +1310,7 @@ class Broker:
         self._append(conn, encode(Suback(packet.packet_id, codes), conn.protocol_level))
         if log.debug:
             log.write(f"Sending SUBACK to {client_id}")
+        retained_ids = (sub_id,) if sub_id is not None else None
         for topic_filter, qos, existed, options in granted:
             handling = options.retain_handling
             if handling == 2 or (handling == 1 and existed):
@@ -1291,7 +1320,7 @@ class Broker:
                     self.retained_store.clear(message.topic)
                     continue
                 q = message.qos if message.qos < qos else qos
-                self._deliver(session, Outgoing(message, q, True))
+                self._deliver(session, Outgoing(message, q, True, retained_ids))
 
     def _on_unsubscribe(self, conn: Connection, packet: Unsubscribe, now: float) -> None:
         log = self.log

@@ -19,13 +19,17 @@ AWAIT_COMP = 1  # PUBREL sent, waiting for PUBCOMP
 class Outgoing:
     """One message on its way to a client: in flight (with a packet id) or queued."""
 
-    __slots__ = ("message", "qos", "retain", "state")
+    __slots__ = ("message", "qos", "retain", "state", "sub_ids")
 
-    def __init__(self, message: Message, qos: int, retain: bool) -> None:
+    def __init__(
+        self, message: Message, qos: int, retain: bool, sub_ids: tuple[int, ...] | None = None
+    ) -> None:
         self.message = message
         self.qos = qos
         self.retain = retain
         self.state = AWAIT_ACK
+        # MQTT 5 Subscription Identifiers of the receiver's matching subscriptions.
+        self.sub_ids = sub_ids
 
 
 class Session:

@@ -2,7 +2,8 @@
 
 Subscribers are any hashable objects (MQTT sessions and internal subscribers alike). A lookup
 returns one entry per subscriber, carrying the highest QoS among its matching filters (one copy
-per client, as mosquitto delivers overlapping subscriptions). Topics starting with ``$`` are not
+per client, as mosquitto delivers overlapping subscriptions) and the MQTT 5 Subscription
+Identifiers of all its matching filters. Topics starting with ``$`` are not
 matched by a ``+`` or ``#`` in the first level.
 
 The cache maps topic name -> match list and is cleared on every (un)subscribe; it is bounded
@@ -17,16 +18,19 @@ from m2mhub.mqtt.packets import SubscriptionOptions
 
 CACHE_LIMIT = 20_000
 
-# One match: (subscriber, granted QoS, options of the highest-QoS matching filter).
-Match = tuple[Any, int, SubscriptionOptions]
+# One match: (subscriber, granted QoS, options of the highest-QoS matching filter,
+# Subscription Identifiers of every matching filter in ascending order, or None if none has one).
+Match = tuple[Any, int, SubscriptionOptions, tuple[int, ...] | None]
 
 
 class _Node:
-    __slots__ = ("children", "subscribers")
+    __slots__ = ("children", "ids", "subscribers")
 
     def __init__(self) -> None:
         self.children: dict[str, _Node] = {}
         self.subscribers: dict[Any, SubscriptionOptions] = {}
+        # MQTT 5 Subscription Identifiers by subscriber (None until a filter here has one).
+        self.ids: dict[Any, int] | None = None
 
 
 class TopicTree:
@@ -39,8 +43,17 @@ class TopicTree:
         self._cache: dict[str, list[Match]] = {}
         self.count = 0  # number of (filter, subscriber) pairs
 
-    def add(self, topic_filter: str, subscriber: Any, options: SubscriptionOptions) -> bool:
-        """Subscribe; returns True if this replaced an existing subscription of the subscriber."""
+    def add(
+        self,
+        topic_filter: str,
+        subscriber: Any,
+        options: SubscriptionOptions,
+        subscription_id: int | None = None,
+    ) -> bool:
+        """Subscribe; returns True if this replaced an existing subscription of the subscriber.
+
+        A replaced subscription takes the new ``subscription_id`` (or loses its old one).
+        """
         node = self._root
         for level in topic_filter.split("/"):
             child = node.children.get(level)
@@ -49,6 +62,12 @@ class TopicTree:
             node = child
         existed = subscriber in node.subscribers
         node.subscribers[subscriber] = options
+        if subscription_id is not None:
+            if node.ids is None:
+                node.ids = {}
+            node.ids[subscriber] = subscription_id
+        elif node.ids is not None:
+            node.ids.pop(subscriber, None)
         if not existed:
             self.count += 1
         self._cache.clear()
@@ -66,6 +85,8 @@ class TopicTree:
             node = child
         if node.subscribers.pop(subscriber, None) is None:
             return False
+        if node.ids is not None:
+            node.ids.pop(subscriber, None)
         self.count -= 1
         self._cache.clear()
         # Prune empty branches so the trie does not keep dead levels.
@@ -81,6 +102,7 @@ class TopicTree:
         if found is not None:
             return found
         best: dict[Any, SubscriptionOptions] = {}
+        ids: dict[Any, list[int]] = {}
         levels = topic.split("/")
         last = len(levels)
         dollar = topic.startswith("$")
@@ -92,8 +114,12 @@ class TopicTree:
                 hash_node = children.get("#")
                 if hash_node is not None:
                     _merge(best, hash_node.subscribers)
+                    if hash_node.ids:
+                        _merge_ids(ids, hash_node.ids)
             if i == last:
                 _merge(best, node.subscribers)
+                if node.ids:
+                    _merge_ids(ids, node.ids)
                 continue
             exact = children.get(levels[i])
             if exact is not None:
@@ -102,7 +128,10 @@ class TopicTree:
                 plus = children.get("+")
                 if plus is not None:
                     stack.append((plus, i + 1))
-        result: list[Match] = [(sub, opts.qos, opts) for sub, opts in best.items()]
+        result: list[Match] = [
+            (sub, opts.qos, opts, tuple(sorted(ids[sub])) if sub in ids else None)
+            for sub, opts in best.items()
+        ]
         if len(self._cache) >= CACHE_LIMIT:
             self._cache.clear()
         self._cache[topic] = result
@@ -114,6 +143,15 @@ def _merge(best: dict[Any, SubscriptionOptions], found: dict[Any, SubscriptionOp
         have = best.get(sub)
         if have is None or opts.qos > have.qos:
             best[sub] = opts
+
+
+def _merge_ids(ids: dict[Any, list[int]], found: dict[Any, int]) -> None:
+    for sub, sub_id in found.items():
+        have = ids.get(sub)
+        if have is None:
+            ids[sub] = [sub_id]
+        elif sub_id not in have:
+            have.append(sub_id)
 
 
 def filter_matches(topic_filter: str, topic: str) -> bool:
