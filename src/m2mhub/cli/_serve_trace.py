@@ -2,26 +2,23 @@
 
 A :class:`~m2mhub.net.mqtt_server.ConnectionTap` splits each connection's bytes into packets
 (:mod:`m2mhub.trace.mqtt_stream`), prints them with the tracer's formatter and records them in
-a pcap file; CoAP datagrams go the same way (:func:`tap_coap_sockets`). So ``m2mhub serve
---trace`` reads like ``m2mhub trace`` in front of it.
+a pcap file; it is also the CoAP face's :class:`~m2mhub.net.coap_server.DatagramTap`, so CoAP
+datagrams go the same way. So ``m2mhub serve --trace`` reads like ``m2mhub trace`` in front of
+it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import sys
 import time
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import Any, BinaryIO
 
 from m2mhub.trace.format import CLIENT_TO_SERVER, SERVER_TO_CLIENT, PacketFormatter, Style
 from m2mhub.trace.mqtt_stream import MqttConversation
 from m2mhub.trace.pcap import Address, PcapWriter, TcpFlow
 from m2mhub.trace.proxy import TraceSink
-
-if TYPE_CHECKING:
-    from m2mhub.net.coap_server import CoapServer
 
 
 def _addr(name: Any) -> Address:
@@ -117,17 +114,18 @@ class ServeTracer:
         except Exception as exc:  # tracing must never stop the broker
             self.sink.failure(exc)
 
-    def datagram(self, data: bytes, src: Address, dst: Address, from_client: bool) -> None:
-        """One CoAP datagram, received (``from_client``) or sent by the hub."""
+    def datagram(self, local: Address, peer: Address, received: bool, data: bytes) -> None:
+        """One CoAP datagram on the hub's socket at ``local``, from or to ``peer``."""
         try:
             when = time.time()
             sink = self.sink
             if sink.pcap is not None:
+                src, dst = (peer, local) if received else (local, peer)
                 sink.pcap.udp(when, src, dst, data)
                 sink.pcap.flush()
             if self.print_packets:
-                arrow = CLIENT_TO_SERVER if from_client else SERVER_TO_CLIENT
-                sink.coap_datagram(data, when, arrow, _show(src if from_client else dst))
+                arrow = CLIENT_TO_SERVER if received else SERVER_TO_CLIENT
+                sink.coap_datagram(data, when, arrow, _show(peer))
         except Exception as exc:  # tracing must never stop the server
             self.sink.failure(exc)
 
@@ -147,37 +145,3 @@ class ServeTracer:
                 sink.pcap.flush()
         except Exception as exc:  # tracing must never stop the broker
             self.sink.failure(exc)
-
-
-class _TappedUdpSocket:
-    """A CoAP socket whose datagrams both ways are shown to a :class:`ServeTracer` first.
-
-    ``CoapSocket`` reads with ``sock.recvfrom`` and writes with ``sock.sendto``; everything
-    else (``fileno``, ``getsockname``, ``close``) goes to the real socket.
-    """
-
-    __slots__ = ("_local", "_sock", "_tracer")
-
-    def __init__(self, sock: socket.socket, tracer: ServeTracer) -> None:
-        self._sock = sock
-        self._tracer = tracer
-        self._local = _addr(sock.getsockname())
-
-    def recvfrom(self, size: int) -> tuple[bytes, Any]:
-        data, peer = self._sock.recvfrom(size)
-        self._tracer.datagram(data, _addr(peer), self._local, from_client=True)
-        return data, peer
-
-    def sendto(self, data: bytes, peer: Any) -> int:
-        sent = self._sock.sendto(data, peer)
-        self._tracer.datagram(data, self._local, _addr(peer), from_client=False)
-        return sent
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
-
-
-def tap_coap_sockets(server: CoapServer, tracer: ServeTracer) -> None:
-    """Trace every datagram of the CoAP face's sockets from now on."""
-    for coap_socket in server.sockets:
-        coap_socket.sock = cast(socket.socket, _TappedUdpSocket(coap_socket.sock, tracer))

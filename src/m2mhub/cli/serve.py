@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from m2mhub import __version__
 from m2mhub.auth import PasswordFile, PasswordFileAuthenticator, PasswordFileError
-from m2mhub.cli._serve_trace import ServeTracer, tap_coap_sockets
+from m2mhub.cli._serve_trace import ServeTracer
 from m2mhub.cli._trace_output import TRACE_FLAGS, trace_style
 from m2mhub.config import Config, ConfigError, load_config
 from m2mhub.hub.broker import Broker
@@ -378,9 +378,7 @@ class _Hub:
                 await server.start(broker, addresses)
             except OSError as exc:
                 raise _StartError(_error_text(exc)) from None
-            face = await self._start_coap(broker)
-            if face is not None and tracer is not None:
-                tap_coap_sockets(face.server, tracer)
+            face = await self._start_coap(broker, tracer)
             loop.add_signal_handler(signal.SIGHUP, self.reload)
             self.notice(f"m2mhub version {__version__} running")
             await self.stop.wait()
@@ -402,13 +400,13 @@ class _Hub:
             if pcap_out is not None:
                 pcap_out.close()
 
-    async def _start_coap(self, broker: Broker) -> CoapFace | None:
+    async def _start_coap(self, broker: Broker, tap: ServeTracer | None) -> CoapFace | None:
         if not self.settings.coap_enabled:
             return None
         from m2mhub.net.coap_face import start_coap_face
 
         try:
-            return await start_coap_face(broker, coap_addresses(self.settings), self.log)
+            return await start_coap_face(broker, coap_addresses(self.settings), self.log, tap=tap)
         except OSError as exc:
             raise _StartError(
                 f"CoAP port {self.settings.coap_port}: {_error_text(exc)} "

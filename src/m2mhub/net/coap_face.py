@@ -23,7 +23,7 @@ from typing import Protocol
 from m2mhub.bridge.resources import HubSite, build_hub_site
 from m2mhub.coap.endpoint import CoapConfig
 from m2mhub.hub.broker import Broker
-from m2mhub.net.coap_server import CoapServer, start_coap_server
+from m2mhub.net.coap_server import CoapServer, DatagramTap, start_coap_server
 
 #: The engine logs here (bad datagrams, dropped observers, failing handlers).
 ENGINE_LOG = logging.getLogger("m2mhub.coap")
@@ -116,12 +116,16 @@ async def start_coap_face(
     log: _Log | None = None,
     *,
     config: CoapConfig | None = None,
+    tap: DatagramTap | None = None,
 ) -> CoapFace:
-    """Serve the hub's CoAP resources on every (host, port); raises OSError if a bind fails."""
+    """Serve the hub's CoAP resources on every (host, port); raises OSError if a bind fails.
+
+    ``tap``, if given, sees every datagram received and sent (``m2mhub serve --trace``/``-w``).
+    """
     loop = asyncio.get_running_loop()
     site = build_hub_site(broker, loop.time)
     try:
-        server = await start_coap_server(site, host_ports, config=config)
+        server = await start_coap_server(site, host_ports, config=config, tap=tap)
     except BaseException:
         site.close()
         raise

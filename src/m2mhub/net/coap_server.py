@@ -9,6 +9,9 @@ coroutines that really suspend run as tasks.
     ...
     server.close()
     await server.wait_closed()
+
+An optional :class:`DatagramTap` (``m2mhub serve --trace`` / ``-w``) sees every datagram
+received and sent; without one, the read and write loops are exactly the untapped ones.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import logging
 import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from m2mhub.coap.endpoint import CoapConfig, Endpoint
 from m2mhub.coap.resource import Site
@@ -31,6 +34,23 @@ _READ_BATCH = 64
 _MAX_DATAGRAM = 65536
 _MAX_BLOCKED = 100_000  # datagrams queued while the kernel send buffer is full
 
+Address = tuple[str, int]
+
+
+class DatagramTap(Protocol):
+    """Sees every datagram of a CoAP socket (``m2mhub serve --trace`` / ``-w``); optional.
+
+    ``datagram`` is called with the socket's own (host, port), the peer's (host, port),
+    ``received`` (True: from the peer, before the engine handles it; False: sent to the peer,
+    once the kernel took it) and the datagram's bytes.  It must not raise.
+    """
+
+    def datagram(self, local: Address, peer: Address, received: bool, data: bytes) -> None: ...
+
+
+def _peer(addr: Any) -> Address:
+    return str(addr[0]), int(addr[1])  # IPv6 addresses come with flowinfo and scope id
+
 
 class CoapSocket:
     """Feeds one UDP socket's datagrams to an :class:`Endpoint` and sends what it produces.
@@ -38,14 +58,24 @@ class CoapSocket:
     The socket is read directly from a loop reader callback, up to ``_READ_BATCH`` datagrams per
     wake-up (asyncio's datagram transport reads one per loop iteration), and replies go out with
     ``sendto`` straight away; only when the kernel buffer is full are they queued (bounded).
+
+    With a ``tap``, every datagram read and sent is also shown to it; the choice between the
+    plain and the tapped socket calls is made once per wake-up, not per datagram.
     """
 
     def __init__(
-        self, endpoint: Endpoint, sock: socket.socket, loop: asyncio.AbstractEventLoop
+        self,
+        endpoint: Endpoint,
+        sock: socket.socket,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        tap: DatagramTap | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.sock = sock
         self.loop = loop
+        self.tap = tap
+        self._local = self.address
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._flush_soon = False
@@ -81,7 +111,7 @@ class CoapSocket:
     # --- reading --------------------------------------------------------------------------------
 
     def _readable(self) -> None:
-        recvfrom = self.sock.recvfrom
+        recvfrom = self.sock.recvfrom if self.tap is None else self._tapped_recvfrom
         ep = self.endpoint
         feed = ep.datagram_received
         for _ in range(_READ_BATCH):
@@ -123,7 +153,7 @@ class CoapSocket:
         if self._blocked:
             self._queue(out)
         else:
-            sendto = self.sock.sendto
+            sendto = self.sock.sendto if self.tap is None else self._tapped_sendto
             for i, (data, peer) in enumerate(out):
                 try:
                     sendto(data, peer)
@@ -143,7 +173,7 @@ class CoapSocket:
 
     def _writable(self) -> None:
         blocked = self._blocked
-        sendto = self.sock.sendto
+        sendto = self.sock.sendto if self.tap is None else self._tapped_sendto
         while blocked:
             data, peer = blocked[0]
             try:
@@ -154,6 +184,22 @@ class CoapSocket:
                 log.debug("coap: cannot send to %s: %s", peer, exc)
             blocked.popleft()
         self.loop.remove_writer(self.sock.fileno())
+
+    # --- the tap ---------------------------------------------------------------------------------
+
+    def _tapped_recvfrom(self, size: int) -> tuple[bytes, Any]:
+        data, addr = self.sock.recvfrom(size)
+        tap = self.tap
+        if tap is not None:
+            tap.datagram(self._local, _peer(addr), True, data)
+        return data, addr
+
+    def _tapped_sendto(self, data: bytes, addr: Any) -> int:
+        sent = self.sock.sendto(data, addr)
+        tap = self.tap
+        if tap is not None:
+            tap.datagram(self._local, _peer(addr), False, data)
+        return sent
 
     # --- timers and deferred handlers -----------------------------------------------------------
 
@@ -255,14 +301,19 @@ def _udp_socket(family: int, addr: Any) -> socket.socket:
     return sock
 
 
-async def open_endpoint_socket(endpoint: Endpoint, host: str, port: int) -> CoapSocket:
-    """Bind one UDP socket at (host, port) and run ``endpoint`` on it (servers and clients)."""
+async def open_endpoint_socket(
+    endpoint: Endpoint, host: str, port: int, *, tap: DatagramTap | None = None
+) -> CoapSocket:
+    """Bind one UDP socket at (host, port) and run ``endpoint`` on it (servers and clients).
+
+    ``tap``, if given, sees every datagram received and sent (:class:`DatagramTap`).
+    """
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
     if not infos:
         raise OSError(f"cannot resolve {host!r}")
     family, _, _, _, addr = infos[0]
-    return CoapSocket(endpoint, _udp_socket(family, addr), loop)
+    return CoapSocket(endpoint, _udp_socket(family, addr), loop, tap=tap)
 
 
 async def start_coap_server(
@@ -270,19 +321,21 @@ async def start_coap_server(
     host_ports: list[tuple[str, int]],
     *,
     config: CoapConfig | None = None,
+    tap: DatagramTap | None = None,
 ) -> CoapServer:
     """Listen for CoAP on every (host, port) (IPv4 or IPv6 literal or name; port 0 = any).
 
     A name that resolves to several addresses binds the first one; pass literals for both
     families (``[("0.0.0.0", 5683), ("::", 5683)]``).  Raises OSError if a bind fails (after
-    closing the sockets already bound).
+    closing the sockets already bound).  ``tap``, if given, sees every datagram received and
+    sent on every socket (:class:`DatagramTap`).
     """
     loop = asyncio.get_running_loop()
     sockets: list[CoapSocket] = []
     try:
         for host, port in host_ports:
             endpoint = Endpoint(site, clock=loop.time, config=config)
-            sockets.append(await open_endpoint_socket(endpoint, host, port))
+            sockets.append(await open_endpoint_socket(endpoint, host, port, tap=tap))
     except BaseException:
         for s in sockets:
             s.close()
