@@ -55,7 +55,8 @@ def main() -> None:
     endpoint._dd_old.clear()
     observers_only = traced() - base
     print(f"{observed.observer_count()} observers")
-    print(f"  bytes per observer, with dedup records of the registrations: {with_dedup / OBSERVERS:.0f}")
+    per_observer = with_dedup / OBSERVERS
+    print(f"  bytes per observer, with dedup records of the registrations: {per_observer:.0f}")
     print(f"  bytes per observer, observer state alone: {observers_only / OBSERVERS:.0f}")
     for k in range(50):
         observed.updated_state(Message(payload=b"update %d" % k, content_format=0))
