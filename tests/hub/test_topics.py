@@ -105,11 +105,9 @@ def test_subscribe_log_lines_match_mosquitto() -> None:
     ]
 
 
-def test_shared_subscriptions_refused_until_supported() -> None:
+def test_shared_subscriptions_advertised_and_granted() -> None:
     hub = Hub()
     v5 = hub.client("v5", level=5)
     ack = v5.connect()
-    assert ack is not None and ack.properties[0x2A] == 0  # type: ignore[union-attr]
-    assert v5.subscribe(("$share/g/t", 1), ("t", 1)).reason_codes == [0x9E, 1]
-    v3 = hub.connected("v3")
-    assert v3.subscribe(("$share/g/t", 1)).reason_codes == [0x80]
+    assert ack is not None and ack.properties[0x2A] == 1  # type: ignore[union-attr]
+    assert v5.subscribe(("$share/g/t", 1), ("t", 1)).reason_codes == [1, 1]

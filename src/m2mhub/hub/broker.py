@@ -42,6 +42,7 @@ from m2mhub.hub.log import BrokerLog
 from m2mhub.hub.message import Message
 from m2mhub.hub.session import AWAIT_ACK, AWAIT_COMP, Outgoing, Session
 from m2mhub.hub.settings import BrokerSettings
+from m2mhub.hub.shared import GROUP_OPTIONS, SharedGroup
 from m2mhub.hub.stats import Stats
 from m2mhub.hub.topic_tree import TopicTree
 from m2mhub.mqtt.codec import encode, encode_publish_parts
@@ -71,7 +72,7 @@ from m2mhub.mqtt.packets import (
     Unsubscribe,
     Will,
 )
-from m2mhub.mqtt.topics import validate_topic_name
+from m2mhub.mqtt.topics import split_shared, validate_topic_name
 from m2mhub.store.retained import RetainedStore
 
 # A 5.0 Session Expiry Interval of 0xFFFFFFFF means the session never expires.
@@ -172,6 +173,8 @@ class Broker:
         self.connections: set[Connection] = set()
         self.clients_connected = 0  # connections past CONNECT
         self.tree = TopicTree()
+        # Shared subscriptions by (group name, topic filter).
+        self.shared: dict[tuple[str, str], SharedGroup] = {}
         self.retained_store = RetainedStore()
         self.stats = Stats(now)
         self._dirty: list[Connection] = []
@@ -544,9 +547,8 @@ class Broker:
     def _drop_session(self, session: Session) -> None:
         if self.sessions.get(session.client_id) is session:
             del self.sessions[session.client_id]
-        tree = self.tree
         for topic_filter in session.subscriptions:
-            tree.remove(topic_filter, session)
+            self._remove_subscription(session, topic_filter)
         session.subscriptions.clear()
         session.queue = None
         session.queued_bytes = 0
@@ -670,7 +672,7 @@ class Broker:
                 connack_props[PROP_SERVER_KEEP_ALIVE] = keepalive
             connack_props[PROP_TOPIC_ALIAS_MAXIMUM] = TOPIC_ALIAS_MAXIMUM
             connack_props[PROP_SUBSCRIPTION_ID_AVAILABLE] = 1
-            connack_props[PROP_SHARED_SUBSCRIPTION_AVAILABLE] = 0
+            connack_props[PROP_SHARED_SUBSCRIPTION_AVAILABLE] = 1
             if assigned:
                 connack_props[PROP_ASSIGNED_CLIENT_ID] = client_id
             if not settings.retain_available:
@@ -880,6 +882,13 @@ class Broker:
         upgrade = self.settings.upgrade_outgoing_qos
         sent = 0
         for target, sub_qos, options, sub_ids in matches:
+            if type(target) is SharedGroup:
+                group = target
+                target = group.pick()
+                options = group.options[target]
+                sub_qos = options.qos
+                member_id = group.ids.get(target)
+                sub_ids = (member_id,) if member_id is not None else None
             q = sub_qos if upgrade else (qos if qos < sub_qos else sub_qos)
             if type(target) is not Session:
                 try:
@@ -1297,9 +1306,17 @@ class Broker:
             if log.debug:
                 log.write(f"\t{topic_filter} (QoS {qos})")
             if topic_filter.startswith("$share/"):
-                # Shared subscriptions are not implemented yet: refuse rather than grant a
-                # subscription that would never deliver anything.
-                codes.append(0x9E if conn.protocol_level == MQTT_5 else 0x80)
+                group_name, shared_filter = split_shared(topic_filter)
+                if not group_name or not shared_filter or "+" in group_name or "#" in group_name:
+                    codes.append(0x8F if conn.protocol_level == MQTT_5 else 0x80)
+                    continue
+                if options.no_local:
+                    raise ProtocolError("No Local on a shared subscription")
+                self._add_shared(session, group_name, shared_filter, options, sub_id)
+                session.subscriptions[topic_filter] = options
+                if log.subscribe:
+                    log.write(f"{client_id} {qos} {topic_filter}")
+                codes.append(qos)  # no retained messages for a shared subscription
                 continue
             existed = self.tree.add(topic_filter, session, options, sub_id)
             session.subscriptions[topic_filter] = options
@@ -1322,6 +1339,34 @@ class Broker:
                 q = message.qos if message.qos < qos else qos
                 self._deliver(session, Outgoing(message, q, True, retained_ids))
 
+    def _add_shared(
+        self,
+        session: Session,
+        group_name: str,
+        topic_filter: str,
+        options: SubscriptionOptions,
+        sub_id: int | None,
+    ) -> None:
+        key = (group_name, topic_filter)
+        group = self.shared.get(key)
+        if group is None:
+            group = self.shared[key] = SharedGroup(group_name, topic_filter)
+            self.tree.add(topic_filter, group, GROUP_OPTIONS)
+        group.add(session, options, sub_id)
+
+    def _remove_subscription(self, session: Session, topic_filter: str) -> bool:
+        """Remove one subscription of ``session`` (shared or not); False if there was none."""
+        if not topic_filter.startswith("$share/"):
+            return self.tree.remove(topic_filter, session)
+        group_name, shared_filter = split_shared(topic_filter)
+        group = self.shared.get((group_name or "", shared_filter))
+        if group is None or not group.remove(session):
+            return False
+        if not group.members:
+            del self.shared[(group.name, group.filter)]
+            self.tree.remove(group.filter, group)
+        return True
+
     def _on_unsubscribe(self, conn: Connection, packet: Unsubscribe, now: float) -> None:
         log = self.log
         session = conn.session
@@ -1333,7 +1378,7 @@ class Broker:
         for topic_filter in packet.topic_filters:
             if log.debug:
                 log.write(f"\t{topic_filter}")
-            removed = self.tree.remove(topic_filter, session)
+            removed = self._remove_subscription(session, topic_filter)
             session.subscriptions.pop(topic_filter, None)
             if log.unsubscribe:
                 log.write(f"{client_id} {topic_filter}")
