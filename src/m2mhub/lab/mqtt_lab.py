@@ -307,11 +307,11 @@ def qos_experiments() -> list[Experiment]:
     def add(name: str, settings: str, expect: tuple[list[Delivery], str], run: Runner) -> None:
         out.append(Experiment(name, settings, expect[0], expect[1], run))
 
-    for number, sub_qos, persistent, pub_qos in LAB_TESTS:
+    def add_offline(name: str, payload: str, pub_qos: int, sub_qos: int, persistent: bool) -> None:
+        nonlocal n
         n += 1
-        payload = f"MESSAGE {number}"
         add(
-            f"lab test {number}",
+            name,
             f"sub q{sub_qos} {_session(persistent)}, offline; pub q{pub_qos}",
             rules.offline_publish(payload, pub_qos, sub_qos, persistent),
             partial(
@@ -323,24 +323,15 @@ def qos_experiments() -> list[Experiment]:
                 persistent=persistent,
             ),
         )
+
+    for number, sub_qos, persistent, pub_qos in LAB_TESTS:
+        add_offline(f"lab test {number}", f"MESSAGE {number}", pub_qos, sub_qos, persistent)
     for persistent in (False, True):
         for pub_qos in (0, 1, 2):
             for sub_qos in (0, 1, 2):
-                n += 1
                 payload = f"MESSAGE {pub_qos}{sub_qos}{'p' if persistent else 'c'}"
-                add(
-                    f"matrix pub q{pub_qos} sub q{sub_qos}",
-                    f"sub q{sub_qos} {_session(persistent)}, offline; pub q{pub_qos}",
-                    rules.offline_publish(payload, pub_qos, sub_qos, persistent),
-                    partial(
-                        offline_publish,
-                        n=n,
-                        payload=payload,
-                        pub_qos=pub_qos,
-                        sub_qos=sub_qos,
-                        persistent=persistent,
-                    ),
-                )
+                name = f"matrix pub q{pub_qos} sub q{sub_qos}"
+                add_offline(name, payload, pub_qos, sub_qos, persistent)
     for pub_qos in (0, 1, 2):
         for sub_qos in (0, 1, 2):
             n += 1
