@@ -98,3 +98,16 @@ def test_mqtt311_gets_retained_on_resubscribe_and_own_messages() -> None:
     assert [p.payload for p in v3.pending if isinstance(p, Publish)] == [b"kept"]
     got = v3.publish("t", b"own", retain=True)
     assert [(p.payload, p.retain) for p in got if isinstance(p, Publish)] == [(b"own", False)]
+
+
+def test_overlapping_subscriptions_no_local_needs_all_and_rap_needs_one() -> None:
+    hub = Hub()
+    me = hub.connected("me", level=5)
+    _subscribe(me, "o/#", SubscriptionOptions(qos=1, no_local=True))
+    _subscribe(me, "o/+", SubscriptionOptions(qos=0, retain_as_published=True))
+    got = [p for p in me.publish("o/x", b"own", retain=True) if isinstance(p, Publish)]
+    assert [(p.payload, p.qos, p.retain) for p in got] == [(b"own", 0, True)]
+    _subscribe(me, "o/+", SubscriptionOptions(qos=0, no_local=True))
+    assert [p for p in me.publish("o/x", b"again") if isinstance(p, Publish)] == []
+    hub.connected("other", level=5).publish("o/x", b"theirs")
+    assert [(p.payload, p.qos, p.retain) for p in me.publishes()] == [(b"theirs", 0, False)]

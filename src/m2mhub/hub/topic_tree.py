@@ -141,8 +141,17 @@ class TopicTree:
 def _merge(best: dict[Any, SubscriptionOptions], found: dict[Any, SubscriptionOptions]) -> None:
     for sub, opts in found.items():
         have = best.get(sub)
-        if have is None or opts.qos > have.qos:
+        if have is None:
             best[sub] = opts
+            continue
+        # Overlapping filters, one copy: the highest QoS; the client's own messages come back
+        # unless every matching filter says No Local; the RETAIN flag is kept if any says so.
+        top = opts if opts.qos > have.qos else have
+        no_local = opts.no_local and have.no_local
+        keep_retain = opts.retain_as_published or have.retain_as_published
+        if top.no_local != no_local or top.retain_as_published != keep_retain:
+            top = SubscriptionOptions(top.qos, no_local, keep_retain, top.retain_handling)
+        best[sub] = top
 
 
 def _merge_ids(ids: dict[Any, list[int]], found: dict[Any, int]) -> None:
