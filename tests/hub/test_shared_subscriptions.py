@@ -99,3 +99,33 @@ def test_no_local_on_shared_subscription_is_a_protocol_error() -> None:
     got = a.received()
     assert isinstance(got[-1], Disconnect) and got[-1].reason_code == 0x82
     assert a.closed
+
+
+def test_unacknowledged_messages_move_when_a_member_leaves() -> None:
+    hub = Hub()
+    a = hub.connected("a", level=5)
+    b = hub.connected("b", level=5)
+    a.subscribe(("$share/g/t", 1))
+    b.subscribe(("$share/g/t", 1))
+    pub = hub.connected("pub", level=5)
+    for i in range(4):
+        pub.publish_complete("t", str(i).encode(), 1, packet_id=i + 1)
+    assert _payloads(a) == [b"0", b"2"]  # never acknowledged
+    assert _payloads(b) == [b"1", b"3"]
+    a.drop()  # clean session: it ends, and its unacknowledged messages go to b
+    assert [(p.payload, p.qos) for p in b.publishes()] == [(b"0", 1), (b"2", 1)]
+
+
+def test_unsubscribe_moves_only_that_groups_messages() -> None:
+    hub = Hub()
+    a = hub.connected("a", level=5)
+    b = hub.connected("b", level=5)
+    a.subscribe(("$share/g/t", 1), ("plain", 1))
+    b.subscribe(("$share/g/t", 1))
+    pub = hub.connected("pub", level=5)
+    pub.publish_complete("t", b"shared", 1, packet_id=1)
+    pub.publish_complete("plain", b"mine", 1, packet_id=2)
+    assert _payloads(a) == [b"shared", b"mine"]
+    a.unsubscribe("$share/g/t")
+    assert _payloads(b) == [b"shared"]
+    assert hub.broker.sessions["a"].inflight and len(hub.broker.sessions["a"].inflight) == 1

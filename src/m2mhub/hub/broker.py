@@ -550,6 +550,7 @@ class Broker:
         for topic_filter in session.subscriptions:
             self._remove_subscription(session, topic_filter)
         session.subscriptions.clear()
+        self._move_shared(session, None)
         session.queue = None
         session.queued_bytes = 0
         session.inflight.clear()
@@ -882,6 +883,7 @@ class Broker:
         upgrade = self.settings.upgrade_outgoing_qos
         sent = 0
         for target, sub_qos, options, sub_ids in matches:
+            group: SharedGroup | None = None
             if type(target) is SharedGroup:
                 group = target
                 target = group.pick()
@@ -919,7 +921,7 @@ class Broker:
                     if conn is not None or self.settings.queue_qos0_messages:
                         if message is None:
                             message = self._message(topic, payload, qos, retain, properties)
-                        self._enqueue(target, Outgoing(message, 0, r, sub_ids))
+                        self._enqueue(target, Outgoing(message, 0, r, sub_ids, group))
                     else:
                         stats.publish_dropped += 1
                     continue
@@ -962,7 +964,7 @@ class Broker:
                 continue
             if message is None:
                 message = self._message(topic, payload, qos, retain, properties)
-            item = Outgoing(message, q, r, sub_ids)
+            item = Outgoing(message, q, r, sub_ids, group)
             if (
                 conn is None
                 or conn.paused
@@ -1354,6 +1356,51 @@ class Broker:
             self.tree.add(topic_filter, group, GROUP_OPTIONS)
         group.add(session, options, sub_id)
 
+    def _move_shared(self, session: Session, group: SharedGroup | None) -> None:
+        """Hand the messages ``session`` got through shared subscriptions it left (``group``,
+        or all of them for None) and has not yet received to other members of their groups.
+
+        A QoS 2 message whose PUBREC came back was received and stays.
+        """
+        moving: list[Outgoing] = []
+        inflight = session.inflight
+        for mid, item in list(inflight.items()):
+            shared = item.group
+            if shared is not None and item.state == AWAIT_ACK and group in (None, shared):
+                del inflight[mid]
+                moving.append(item)
+        queue = session.queue
+        if queue:
+            kept: deque[Outgoing] = deque()
+            for item in queue:
+                if item.group is not None and (group is None or item.group is group):
+                    session.queued_bytes -= len(item.message.payload)
+                    moving.append(item)
+                else:
+                    kept.append(item)
+            session.queue = kept or None
+        for item in moving:
+            shared = item.group
+            assert shared is not None
+            if session in shared.options or not shared.members:
+                continue  # still a member (or nobody left): nowhere else to go
+            target = shared.pick()
+            options = shared.options[target]
+            message = item.message
+            member_id = shared.ids.get(target)
+            self._deliver(
+                target,
+                Outgoing(
+                    message,
+                    min(message.qos, options.qos),
+                    message.retain if options.retain_as_published else False,
+                    (member_id,) if member_id is not None else None,
+                    shared,
+                ),
+            )
+        if moving and session.queue is None:
+            session.queued_bytes = 0
+
     def _remove_subscription(self, session: Session, topic_filter: str) -> bool:
         """Remove one subscription of ``session`` (shared or not); False if there was none."""
         if not topic_filter.startswith("$share/"):
@@ -1362,6 +1409,7 @@ class Broker:
         group = self.shared.get((group_name or "", shared_filter))
         if group is None or not group.remove(session):
             return False
+        self._move_shared(session, group)
         if not group.members:
             del self.shared[(group.name, group.filter)]
             self.tree.remove(group.filter, group)

@@ -10,6 +10,7 @@ from m2mhub.mqtt.packets import SubscriptionOptions
 
 if TYPE_CHECKING:
     from m2mhub.hub.connection import Connection
+    from m2mhub.hub.shared import SharedGroup
 
 # Outgoing flow states of an in-flight message.
 AWAIT_ACK = 0  # PUBLISH sent, waiting for PUBACK (QoS 1) or PUBREC (QoS 2)
@@ -19,10 +20,15 @@ AWAIT_COMP = 1  # PUBREL sent, waiting for PUBCOMP
 class Outgoing:
     """One message on its way to a client: in flight (with a packet id) or queued."""
 
-    __slots__ = ("message", "qos", "retain", "state", "sub_ids")
+    __slots__ = ("group", "message", "qos", "retain", "state", "sub_ids")
 
     def __init__(
-        self, message: Message, qos: int, retain: bool, sub_ids: tuple[int, ...] | None = None
+        self,
+        message: Message,
+        qos: int,
+        retain: bool,
+        sub_ids: tuple[int, ...] | None = None,
+        group: SharedGroup | None = None,
     ) -> None:
         self.message = message
         self.qos = qos
@@ -30,6 +36,8 @@ class Outgoing:
         self.state = AWAIT_ACK
         # MQTT 5 Subscription Identifiers of the receiver's matching subscriptions.
         self.sub_ids = sub_ids
+        # The shared subscription it came through: moved to another member if this one leaves.
+        self.group = group
 
 
 class Session:
