@@ -882,26 +882,35 @@ class Broker:
         debug = self.log.debug
         upgrade = self.settings.upgrade_outgoing_qos
         sent = 0
+        group: SharedGroup | None = None
         for target, sub_qos, options, sub_ids in matches:
-            group: SharedGroup | None = None
-            if type(target) is SharedGroup:
-                group = target
-                target = group.pick()
-                options = group.options[target]
-                sub_qos = options.qos
-                member_id = group.ids.get(target)
-                sub_ids = (member_id,) if member_id is not None else None
-            q = sub_qos if upgrade else (qos if qos < sub_qos else sub_qos)
             if type(target) is not Session:
-                try:
-                    target.deliver(topic, payload, q, False, properties)
-                except Exception as exc:  # an in-process subscriber's bug stays its own
-                    if self.log.error:
-                        self.log.write(
-                            f"Error: internal subscriber {target!r} failed on '{topic}' "
-                            f"({type(exc).__name__}: {exc})."
+                if type(target) is SharedGroup:
+                    group = target
+                    target = group.pick()
+                    options = group.options[target]
+                    sub_qos = options.qos
+                    member_id = group.ids.get(target)
+                    sub_ids = (member_id,) if member_id is not None else None
+                else:
+                    try:
+                        target.deliver(
+                            topic,
+                            payload,
+                            sub_qos if upgrade else (qos if qos < sub_qos else sub_qos),
+                            False,
+                            properties,
                         )
-                continue
+                    except Exception as exc:  # an in-process subscriber's bug stays its own
+                        if self.log.error:
+                            self.log.write(
+                                f"Error: internal subscriber {target!r} failed on '{topic}' "
+                                f"({type(exc).__name__}: {exc})."
+                            )
+                    continue
+            elif group is not None:
+                group = None
+            q = sub_qos if upgrade else (qos if qos < sub_qos else sub_qos)
             if options.no_local and target is origin:
                 continue
             conn = target.connection
