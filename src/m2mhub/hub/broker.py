@@ -1253,9 +1253,7 @@ class Broker:
         assert session is not None
         item = session.inflight.get(mid)
         if item is not None and item.qos == 1:
-            del session.inflight[mid]
-            if session.queue:
-                self._drain(session)
+            self._outbound_done(session, mid)
 
     def _on_pubrec(self, conn: Connection, packet: Pubrec, now: float) -> None:
         mid = packet.packet_id
@@ -1272,9 +1270,7 @@ class Broker:
                 self._append(conn, bytes((0x62, 2, mid >> 8, mid & 0xFF)))
         elif packet.reason_code >= 0x80:
             # 5.0: the receiver refused the message; the flow ends here.
-            del session.inflight[mid]
-            if session.queue:
-                self._drain(session)
+            self._outbound_done(session, mid)
             return
         else:
             item.state = AWAIT_COMP
@@ -1292,9 +1288,13 @@ class Broker:
         assert session is not None
         item = session.inflight.get(mid)
         if item is not None and item.state == AWAIT_COMP:
-            del session.inflight[mid]
-            if session.queue:
-                self._drain(session)
+            self._outbound_done(session, mid)
+
+    def _outbound_done(self, session: Session, mid: int) -> None:
+        """An outgoing QoS 1/2 flow has ended: free its in-flight slot for the next queued one."""
+        del session.inflight[mid]
+        if session.queue:
+            self._drain(session)
 
     # ------------------------------------------------------------------ SUBSCRIBE & co
 
