@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import signal
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -142,6 +143,11 @@ def _stdin_chunks(loop: asyncio.AbstractEventLoop) -> asyncio.Queue[bytes]:
     fd = sys.stdin.fileno()
 
     def reader() -> None:
+        # Ctrl-C and SIGTERM must reach the main thread: delivered to this thread, blocked in
+        # read(), they would only set a flag, and an idle event loop would not see it until
+        # its next timer (the keepalive, a minute away).
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         while True:
             try:
                 chunk = os.read(fd, 65536)
