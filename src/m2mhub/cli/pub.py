@@ -8,7 +8,9 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from m2mhub.cli._args import ArgReader, HelpRequested, UsageError
 from m2mhub.cli._mqtt_options import (
@@ -143,11 +145,6 @@ def _stdin_chunks(loop: asyncio.AbstractEventLoop) -> asyncio.Queue[bytes]:
     fd = sys.stdin.fileno()
 
     def reader() -> None:
-        # Ctrl-C and SIGTERM must reach the main thread: delivered to this thread, blocked in
-        # read(), they would only set a flag, and an idle event loop would not see it until
-        # its next timer (the keepalive, a minute away).
-        if hasattr(signal, "pthread_sigmask"):
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         while True:
             try:
                 chunk = os.read(fd, 65536)
@@ -232,6 +229,37 @@ async def _main(opts: PubOptions, payload: bytes | None) -> int:
     return 0
 
 
+async def _interruptible(main: Coroutine[Any, Any, int]) -> int:
+    """Run ``main``; Ctrl-C cancels it and the exit status is 130, as for mosquitto_pub.
+
+    The loop's own signal handler, not asyncio.run's: a SIGINT that the kernel delivers to
+    another thread (the stdin reader, an executor worker) still wakes an idle loop through
+    the handler's wake-up descriptor, where a plain Python handler would wait for the next
+    timer (the keepalive, a minute away).
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(main)
+    interrupted = False
+
+    def interrupt() -> None:
+        nonlocal interrupted
+        interrupted = True
+        task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, interrupt)
+    except (NotImplementedError, RuntimeError):  # no Unix signals: asyncio.run's handler
+        return await task
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if interrupted:
+            return EXIT_INTERRUPTED
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
 def run(argv: list[str]) -> int:
     """Entry point of ``m2mhub pub``; returns the exit status."""
     try:
@@ -247,6 +275,6 @@ def run(argv: list[str]) -> int:
         print(f'Error loading input file "{opts.file}".', file=sys.stderr)
         return 1
     try:
-        return asyncio.run(_main(opts, payload))
+        return asyncio.run(_interruptible(_main(opts, payload)))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
