@@ -76,7 +76,7 @@ def test_unknown_line_names_file_line_and_variable() -> None:
         "plugin_opt_config_file dynsec.json",
         "psk_file /etc/psk",
         "mount_point tenant/",
-        "max_packet_size 1000",
+        "max_topic_alias 5",
     ],
 )
 def test_unsupported_lines_are_named_never_ignored(line: str) -> None:
@@ -213,6 +213,7 @@ INTEGERS = [
     ("max_inflight_messages", 1, -1, 65536),
     ("max_inflight_bytes", 100, -1, None),
     ("message_size_limit", 1024, -1, 268_435_456),
+    ("max_packet_size", 20, 19, 268_435_461),  # mosquitto: "Setting below 20 bytes is forbidden"
     ("sys_interval", 0, -1, None),
     ("max_connections", 5, -2, None),
     ("max_keepalive", 60, 9, 65536),

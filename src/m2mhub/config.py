@@ -26,6 +26,8 @@ from m2mhub.hub.settings import BrokerSettings, Listener
 
 MAX_PORT = 65535
 MQTT_MAX_PAYLOAD = 268_435_455
+# The largest MQTT packet: that remaining length plus a 5-byte fixed header.
+MQTT_MAX_PACKET = MQTT_MAX_PAYLOAD + 5
 
 LOG_TYPES = frozenset(
     {
@@ -66,7 +68,6 @@ UNSUPPORTED = frozenset(
         # general
         "autosave_on_changes",
         "log_facility",
-        "max_packet_size",
         "memory_limit",
         # listeners
         "bind_interface",
@@ -200,6 +201,8 @@ class _Parser:
             "max_inflight_messages": self._int_setter("max_inflight_messages", 0, 65535),
             "max_inflight_bytes": self._int_setter("max_inflight_bytes", 0),
             "message_size_limit": self._int_setter("message_size_limit", 0, MQTT_MAX_PAYLOAD),
+            # mosquitto refuses values under 20 bytes; the top is the largest possible packet.
+            "max_packet_size": self._int_setter("max_packet_size", 20, MQTT_MAX_PACKET),
             "retain_available": self._bool_setter("retain_available"),
             "sys_interval": self._int_setter("sys_interval", 0),
             "max_connections": self._max_connections,

@@ -212,6 +212,8 @@ class Broker:
     def connection_made(self, sink: Sink, peer: str, listener_port: int, now: float) -> Connection:
         """A transport was accepted; returns the handle the shell passes back in."""
         conn = Connection(sink, peer, listener_port, now)
+        # Checked from the fixed header on, before the rest of a packet is buffered.
+        conn.reader.max_packet_size = self.settings.max_packet_size
         self.stats.sockets += 1
         limit = self.settings.max_connections
         if limit >= 0 and len(self.connections) >= limit:
@@ -680,6 +682,8 @@ class Broker:
                 connack_props[PROP_RETAIN_AVAILABLE] = 0
             if self._max_inflight < 65535:
                 connack_props[PROP_RECEIVE_MAXIMUM] = self._max_inflight
+            if settings.max_packet_size:
+                connack_props[PROP_MAXIMUM_PACKET_SIZE] = settings.max_packet_size
 
         session = self.sessions.get(client_id)
         if session is not None and session.connection is not None:
@@ -712,6 +716,10 @@ class Broker:
         session.inflight_max = inflight_max
         if v5:
             conn.max_packet = int(packet.properties.get(PROP_MAXIMUM_PACKET_SIZE, 0))
+            if session.inbound:
+                # QoS 2 flows of an earlier connection do not count against this one's
+                # Receive Maximum (MQTT 5 4.9: the quota starts afresh on each connection).
+                conn.inherited = set(session.inbound)
 
         conn.client_id = client_id
         conn.session = session
@@ -799,10 +807,23 @@ class Broker:
             if inbound is None:
                 inbound = session.inbound = {}
             if mid not in inbound:
+                if conn.protocol_level == MQTT_5:
+                    self._check_receive_maximum(conn, inbound)
                 inbound[mid] = self._message(topic, payload, 2, packet.retain, properties)
             self._append(conn, bytes((0x50, 2, mid >> 8, mid & 0xFF)))
             if log.debug:
                 log.write(f"Sending PUBREC to {conn.client_id} (m{mid}, rc0)")
+
+    def _check_receive_maximum(self, conn: Connection, inbound: dict[int, Any]) -> None:
+        """A 5.0 client may not have more unfinished QoS 2 PUBLISHes than our Receive Maximum.
+
+        (QoS 1 is acknowledged at once, so only QoS 2 flows awaiting PUBREL count.)
+        """
+        pending = len(inbound) - (len(conn.inherited) if conn.inherited else 0)
+        if pending >= self._max_inflight:
+            raise ProtocolError(
+                f"more than {self._max_inflight} unacknowledged QoS 2 messages", 0x93
+            )
 
     def _resolve_alias(self, conn: Connection, topic: str, alias: Any) -> str:
         if not 0 < int(alias) <= TOPIC_ALIAS_MAXIMUM:
@@ -833,6 +854,8 @@ class Broker:
         session = conn.session
         assert session is not None
         message = session.inbound.pop(mid, None) if session.inbound else None
+        if conn.inherited:
+            conn.inherited.discard(mid)
         if message is not None:
             self._route(
                 message.topic,

@@ -37,6 +37,7 @@ class Connection:
         "aliases",
         "client_id",
         "dirty",
+        "inherited",
         "keepalive",
         "last_seen",
         "listener_port",
@@ -75,6 +76,8 @@ class Connection:
         self.throttles = 0  # sessions currently holding back reading from this connection
         self.aliases: dict[int, str] | None = None  # MQTT 5 inbound topic aliases
         self.max_packet = 0  # 5.0 client's Maximum Packet Size (0: the protocol's)
+        # Inbound QoS 2 packet ids left over from an earlier connection of the session.
+        self.inherited: set[int] | None = None
 
     @property
     def host(self) -> str:

@@ -33,6 +33,8 @@ class BrokerSettings:
     max_inflight_messages: int = 20
     max_inflight_bytes: int = 0
     message_size_limit: int = 0  # 0: the protocol maximum (268,435,455 bytes)
+    # Largest whole packet a client may send (advertised to 5.0 clients in CONNACK); 0: none.
+    max_packet_size: int = 0
     retain_available: bool = True
     sys_interval: int = 10  # seconds; 0 disables $SYS
     max_connections: int = -1  # -1: unlimited

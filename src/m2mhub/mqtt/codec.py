@@ -514,7 +514,9 @@ def _read_properties(buf: _Buf, p: int, end: int, packet_type: int) -> tuple[Pro
         if prop.valid is not None and value not in prop.valid:
             raise ProtocolError(f"invalid {prop.name} value {value}")
         if prop.nonzero and value == 0:
-            raise ProtocolError(f"{prop.name} must not be 0")
+            # MQTT 5 3.3.2.3.4: a Topic Alias of 0 is answered with 0x94 (Topic Alias invalid).
+            code = 0x94 if prop_id == PropertyId.TOPIC_ALIAS else None
+            raise ProtocolError(f"{prop.name} must not be 0", code)
         if prop.repeatable:
             existing = props.get(prop_id)
             if existing is None:
