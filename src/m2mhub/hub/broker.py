@@ -111,6 +111,7 @@ PROP_SUBSCRIPTION_ID = 0x0B
 PROP_SUBSCRIPTION_ID_AVAILABLE = 0x29
 PROP_WILL_DELAY = 0x18
 PROP_MESSAGE_EXPIRY = 0x02
+PROP_PAYLOAD_FORMAT = 0x01
 PROP_SHARED_SUBSCRIPTION_AVAILABLE = 0x2A
 
 # Properties that belong to one hop and are not forwarded to subscribers.
@@ -142,10 +143,27 @@ def _with_ids(
     return {**(forward or {}), PROP_SUBSCRIPTION_ID: list(sub_ids)}
 
 
+def _is_utf8(payload: bytes) -> bool:
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _forwardable(properties: dict[int, Any]) -> dict[int, Any]:
+    """The PUBLISH properties a subscriber gets: all but this hop's, in the order received.
+
+    A Message Expiry Interval of 0 means "does not expire" (as mosquitto reads it), so it is
+    not sent on, as if absent.
+    """
     if not properties:
         return properties
-    return {k: v for k, v in properties.items() if k not in _NOT_FORWARDED}
+    return {
+        k: v
+        for k, v in properties.items()
+        if k not in _NOT_FORWARDED and (k != PROP_MESSAGE_EXPIRY or v)
+    }
 
 
 class Broker:
@@ -793,6 +811,19 @@ class Broker:
             elif qos == 2:
                 self._send_ack(conn, Pubrec, mid, 0x95)
             return
+        if properties and properties.get(PROP_PAYLOAD_FORMAT) == 1 and not _is_utf8(payload):
+            # 5.0 3.3.2.3.2 lets the receiver check a payload said to be UTF-8 (mosquitto
+            # 2.0.11 does not): the sender learns it from the ack, or at QoS 0 a DISCONNECT.
+            if qos == 0:
+                raise MQTTError("payload is not valid UTF-8", 0x99)
+            if log.debug:
+                log.write(
+                    f"Dropped PUBLISH with a payload that is not UTF-8 from {conn.client_id} "
+                    f"(d{int(packet.dup)}, q{qos}, r{int(packet.retain)}, m{mid}, '{topic}', "
+                    f"... ({len(payload)} bytes))"
+                )
+            self._send_ack(conn, Puback if qos == 1 else Pubrec, mid, 0x99)
+            return
         if qos == 0:
             self._route(topic, payload, 0, packet.retain, properties, conn.session)
         elif qos == 1:
@@ -1069,7 +1100,7 @@ class Broker:
     ) -> Message:
         """A message to keep (queue, retained, in flight), with its 5.0 expiry time."""
         message = Message(topic, payload, qos, retain, properties)
-        if properties and PROP_MESSAGE_EXPIRY in properties:
+        if properties and properties.get(PROP_MESSAGE_EXPIRY):  # 0: never expires
             message.expires_at = self._now + int(properties[PROP_MESSAGE_EXPIRY])
         return message
 
