@@ -78,9 +78,12 @@ def test_bad_packet_v5_gets_disconnect_with_reason(name: str, data: bytes, code:
     start = len(hub.lines)
     bad.send_bytes(_v5_variant(data))
     assert bad.closed
-    assert bad.received() == [Disconnect(code)]
+    (disconnect,) = bad.received()
+    assert isinstance(disconnect, Disconnect) and disconnect.reason_code == code
     notices = [line for line in hub.lines[start:] if "Client bad disconnected due to" in line]
     assert len(notices) == 1, hub.lines[start:]
+    # The Reason String says what the log line says.
+    assert notices[0].endswith(f"({disconnect.properties[0x1F]}).")
     _check_bystanders(hub, live, pub)
 
 

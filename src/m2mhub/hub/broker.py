@@ -33,11 +33,18 @@ import itertools
 import math
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from m2mhub.auth.enhanced import Continue, Fail, ServerAuthMethod, Step, Success
 from m2mhub.hub.auth import Authenticator
 from m2mhub.hub.connection import CLOSED, CONNECTED, NEW, Connection, Sink
+from m2mhub.hub.enhanced_auth import (
+    AUTHENTICATION_DATA,
+    AUTHENTICATION_METHOD,
+    CONTINUE_AUTHENTICATION,
+    AuthFlow,
+)
 from m2mhub.hub.log import BrokerLog
 from m2mhub.hub.message import Message
 from m2mhub.hub.session import AWAIT_ACK, AWAIT_COMP, Outgoing, Session
@@ -56,6 +63,7 @@ from m2mhub.mqtt.errors import (
 from m2mhub.mqtt.packets import (
     MQTT_3_1,
     MQTT_5,
+    Auth,
     Connack,
     Connect,
     Disconnect,
@@ -113,6 +121,15 @@ PROP_WILL_DELAY = 0x18
 PROP_MESSAGE_EXPIRY = 0x02
 PROP_PAYLOAD_FORMAT = 0x01
 PROP_SHARED_SUBSCRIPTION_AVAILABLE = 0x2A
+PROP_REQUEST_PROBLEM_INFORMATION = 0x17
+PROP_REQUEST_RESPONSE_INFORMATION = 0x19
+PROP_RESPONSE_INFORMATION = 0x1A
+PROP_REASON_STRING = 0x1F
+PROP_MAXIMUM_QOS = 0x24
+
+# Response Information given to a 5.0 client that asks for it: the client builds its response
+# topics below this (see docs/mqtt5.md).
+RESPONSE_INFORMATION_PREFIX = "response/"
 
 # Properties that belong to one hop and are not forwarded to subscribers.
 _NOT_FORWARDED = (PROP_TOPIC_ALIAS, PROP_SUBSCRIPTION_ID)
@@ -177,10 +194,15 @@ class Broker:
         now: float = 0.0,
         wakeup: Callable[[], None] | None = None,
         client_id_factory: Callable[[], str] | None = None,
+        auth_methods: Iterable[ServerAuthMethod] = (),
     ) -> None:
         self.settings = settings
         self.log = log
         self.authenticator = authenticator
+        # MQTT 5 enhanced authentication methods by Authentication Method name.
+        self.auth_methods: dict[str, ServerAuthMethod] = {}
+        for method in auth_methods:
+            self.add_auth_method(method)
         self.wakeup = wakeup
         # Optional: bytes of memory in use, for $SYS/broker/heap/* (the shell supplies it;
         # the core itself reads nothing from the OS).
@@ -213,6 +235,7 @@ class Broker:
         self._queue_limit = settings.max_queued_messages
         self._queue_byte_limit = settings.max_queued_bytes
         self._size_limit = settings.message_size_limit
+        self._max_qos = settings.max_qos
         self._handlers: dict[type, Callable[[Connection, Any, float], None]] = {
             Publish: self._on_publish,
             Puback: self._on_puback,
@@ -223,6 +246,7 @@ class Broker:
             Unsubscribe: self._on_unsubscribe,
             Pingreq: self._on_pingreq,
             Disconnect: self._on_disconnect,
+            Auth: self._on_auth,
         }
 
     # ------------------------------------------------------------------ shell entry points
@@ -281,7 +305,16 @@ class Broker:
                         )
                     handler(conn, packet, now)
                 elif isinstance(packet, Connect):
+                    if conn.auth is not None:
+                        raise ProtocolError("second CONNECT")
                     self._on_connect(conn, packet, now)
+                elif conn.auth is not None and isinstance(packet, Auth):
+                    self._on_auth(conn, packet, now)
+                elif conn.auth is not None and isinstance(packet, Disconnect):
+                    # The client gave up during enhanced authentication.
+                    if self.log.notice and self.settings.connection_messages:
+                        self.log.write(f"Client {conn.name} disconnected.")
+                    self._close(conn, now, publish_will=False)
                 else:
                     raise ProtocolError(f"{type(packet).__name__.upper()} before CONNECT")
                 if conn.state == CLOSED or conn.throttles:
@@ -411,6 +444,11 @@ class Broker:
 
     # ------------------------------------------------------------------ API for other faces
 
+    def add_auth_method(self, method: ServerAuthMethod) -> None:
+        """Offer an MQTT 5 enhanced authentication method to clients (replaces one of the
+        same name). A CONNECT naming a method nobody registered gets CONNACK 0x8C."""
+        self.auth_methods[method.name] = method
+
     def publish(
         self,
         topic: str,
@@ -475,10 +513,12 @@ class Broker:
                         log.write(f"Sending CONNACK to {conn.host} (0, {connack[-1]})")
             elif level == MQTT_5 and exc.reason_code >= 0x80:
                 # A bad CONNECT from a 5.0 client gets a CONNACK with the reason code.
-                self._send_connack(conn, False, exc.reason_code, {}, MQTT_5)
+                self._send_connack(
+                    conn, False, exc.reason_code, self._reason_string(conn, reason), MQTT_5
+                )
         elif conn.protocol_level == MQTT_5:
             # (mosquitto 2.0.11 sends it without a "Sending DISCONNECT" log line.)
-            self._append(conn, encode(Disconnect(reason_code=exc.reason_code), MQTT_5))
+            self._send_disconnect(conn, exc.reason_code, reason)
         if log.notice:
             log.write(f"Client {conn.name} disconnected due to {_failure_kind(exc)} ({reason}).")
         self._close(conn, now, publish_will=True)
@@ -634,13 +674,50 @@ class Broker:
         properties: dict[int, Any],
         level: int,
     ) -> None:
-        self._append(conn, encode(Connack(session_present, code, properties), level))
+        self._append(conn, self._fitting(conn, Connack(session_present, code, properties), level))
+
+    def _send_disconnect(self, conn: Connection, code: int, reason: str) -> None:
+        """A 5.0 server DISCONNECT with ``code`` and, if the client wants it, ``reason``."""
+        packet = Disconnect(code, self._reason_string(conn, reason))
+        self._append(conn, self._fitting(conn, packet, MQTT_5))
+
+    @staticmethod
+    def _reason_string(conn: Connection, reason: str) -> dict[int, Any]:
+        """Reason String properties for a 5.0 packet: none if the client set Request Problem
+        Information to 0 (MQTT 5.0 3.1.2.11.7 allows them on CONNACK and DISCONNECT even
+        then, but a client that asked for none is better served by none)."""
+        if not reason or not conn.problem_info:
+            return {}
+        return {PROP_REASON_STRING: reason}
+
+    @staticmethod
+    def _fitting(conn: Connection, packet: Connack | Disconnect | Auth, level: int) -> bytes:
+        """Encode ``packet``, leaving out its Reason String if that would exceed the client's
+        Maximum Packet Size (MQTT 5.0 3.1.2.11.4)."""
+        data = encode(packet, level)
+        too_large = conn.max_packet and len(data) > conn.max_packet
+        if too_large and packet.properties.pop(PROP_REASON_STRING, None) is not None:
+            data = encode(packet, level)
+        return data
 
     # ------------------------------------------------------------------ CONNECT
 
-    def _refuse(self, conn: Connection, packet: Connect, code: int, name: str, now: float) -> None:
+    def _refuse(
+        self,
+        conn: Connection,
+        packet: Connect,
+        code: int,
+        name: str,
+        now: float,
+        reason: str = "",
+        properties: dict[int, Any] | None = None,
+    ) -> None:
+        """CONNACK ``code`` (5.0: with ``reason`` as Reason String) and close."""
         level = packet.protocol_level
-        self._send_connack(conn, False, code, {}, level)
+        props = dict(properties or {})
+        if level == MQTT_5:
+            props.update(self._reason_string(conn, reason))
+        self._send_connack(conn, False, code, props, level)
         if self.log.debug:
             self.log.write(f"Sending CONNACK to {name} (0, {code})")
         self._close(conn, now, publish_will=False)
@@ -651,6 +728,8 @@ class Broker:
         level = packet.protocol_level
         v5 = level == MQTT_5
         conn.protocol_level = level
+        if v5:
+            conn.problem_info = packet.properties.get(PROP_REQUEST_PROBLEM_INFORMATION, 1) != 0
         client_id = packet.client_id
         assigned = False
         if not client_id:
@@ -660,10 +739,43 @@ class Broker:
                         f"Client {conn.name} disconnected due to protocol error "
                         "(empty client id without clean session)."
                     )
-                self._refuse(conn, packet, 0x85 if v5 else 0x02, conn.host, now)
+                self._refuse(
+                    conn,
+                    packet,
+                    0x85 if v5 else 0x02,
+                    conn.host,
+                    now,
+                    "empty client id without clean session",
+                )
                 return
             client_id = self._new_client_id()
             assigned = True
+
+        will = packet.will
+        if will is not None and will.qos > self._max_qos:
+            # mosquitto 2.0.11: CONNACK 0x9B with Maximum QoS for 5.0, a plain close for 3.x.
+            if v5:
+                self._refuse(
+                    conn,
+                    packet,
+                    0x9B,
+                    conn.host,
+                    now,
+                    f"will QoS {will.qos} above the maximum QoS {self._max_qos}",
+                    {PROP_MAXIMUM_QOS: self._max_qos},
+                )
+            else:
+                self._close(conn, now, publish_will=False)
+            if log.notice:
+                log.write(
+                    "Client <unknown> disconnected due to QoS too high or retain not supported."
+                )
+            return
+
+        method_name = packet.properties.get(AUTHENTICATION_METHOD) if v5 else None
+        if method_name is not None:
+            self._start_auth(conn, packet, client_id, assigned, method_name, now)
+            return
 
         if packet.username is None:
             allowed = settings.allow_anonymous
@@ -672,15 +784,31 @@ class Broker:
         else:
             allowed = settings.allow_anonymous
         if not allowed:
-            self._refuse(conn, packet, 0x87 if v5 else 0x05, conn.host, now)
+            self._refuse(conn, packet, 0x87 if v5 else 0x05, conn.host, now, "not authorised")
             if log.notice:
                 log.write(f"Client {conn.name} disconnected, not authorised.")
             return
+        self._accept(conn, packet, client_id, assigned, packet.username, None, now)
 
+    def _accept(
+        self,
+        conn: Connection,
+        packet: Connect,
+        client_id: str,
+        assigned: bool,
+        username: str | None,
+        auth_properties: dict[int, Any] | None,
+        now: float,
+    ) -> None:
+        """The client is authenticated: set up its session and send CONNACK (or refuse)."""
+        settings = self.settings
+        log = self.log
+        level = packet.protocol_level
+        v5 = level == MQTT_5
         will = packet.will
         if will is not None and will.retain and not settings.retain_available:
             if v5:
-                self._refuse(conn, packet, 0x9A, client_id, now)
+                self._refuse(conn, packet, 0x9A, client_id, now, "retain not supported")
                 return
             will.retain = False
 
@@ -698,10 +826,18 @@ class Broker:
                 connack_props[PROP_ASSIGNED_CLIENT_ID] = client_id
             if not settings.retain_available:
                 connack_props[PROP_RETAIN_AVAILABLE] = 0
+            if self._max_qos < 2:
+                connack_props[PROP_MAXIMUM_QOS] = self._max_qos
             if self._max_inflight < 65535:
                 connack_props[PROP_RECEIVE_MAXIMUM] = self._max_inflight
             if settings.max_packet_size:
                 connack_props[PROP_MAXIMUM_PACKET_SIZE] = settings.max_packet_size
+            if packet.properties.get(PROP_REQUEST_RESPONSE_INFORMATION) == 1:
+                info = response_information(client_id)
+                if info is not None:
+                    connack_props[PROP_RESPONSE_INFORMATION] = info
+            if auth_properties:
+                connack_props.update(auth_properties)
 
         session = self.sessions.get(client_id)
         if session is not None and session.connection is not None:
@@ -743,7 +879,7 @@ class Broker:
         conn.session = session
         conn.keepalive = keepalive
         conn.will = will
-        conn.username = packet.username
+        conn.username = username
         conn.state = CONNECTED
         self.clients_connected += 1
         stats = self.stats
@@ -755,7 +891,7 @@ class Broker:
             self._schedule(conn, now + keepalive * 1.5)
 
         if log.notice and settings.connection_messages:
-            user = f", u'{packet.username}'" if packet.username is not None else ""
+            user = f", u'{username}'" if username is not None else ""
             log.write(
                 f"New client connected from {conn.peer} as {client_id} "
                 f"(p{_MOSQ_PROTOCOL[level]}, c{int(packet.clean_start)}, k{keepalive}{user})."
@@ -774,6 +910,87 @@ class Broker:
         if session_present:
             self._resend(session, conn)
             self._drain(session)
+
+    # ------------------------------------------------------------------ enhanced authentication
+
+    def _start_auth(
+        self,
+        conn: Connection,
+        packet: Connect,
+        client_id: str,
+        assigned: bool,
+        method_name: str,
+        now: float,
+    ) -> None:
+        """A 5.0 CONNECT named an Authentication Method: run it, or refuse with 0x8C."""
+        method = self.auth_methods.get(method_name)
+        if method is None:
+            self._refuse(
+                conn,
+                packet,
+                0x8C,
+                client_id,
+                now,
+                f"authentication method {method_name!r} is not supported",
+            )
+            if self.log.notice:
+                # mosquitto 2.0.11's words for this refusal (its error text is a misnomer).
+                self.log.write(
+                    "Client <unknown> disconnected due to QoS too high or retain not supported."
+                )
+            return
+        flow = conn.auth = AuthFlow(method, packet, client_id, assigned)
+        self._auth_step(conn, flow, flow.begin(packet.properties.get(AUTHENTICATION_DATA)), now)
+
+    def _on_auth(self, conn: Connection, packet: Auth, now: float) -> None:
+        flow = conn.auth
+        if flow is None:
+            raise ProtocolError("AUTH from a client that did not name an authentication method")
+        if self.log.debug:
+            self.log.write(
+                f"Received AUTH from {flow.client_id} (rc{packet.reason_code}, {flow.name})"
+            )
+        self._auth_step(conn, flow, flow.receive(packet, conn.state == CONNECTED), now)
+
+    def _auth_step(self, conn: Connection, flow: AuthFlow, step: Step, now: float) -> None:
+        """Turn an authentication method's answer into AUTH, CONNACK or DISCONNECT."""
+        log = self.log
+        connected = conn.state == CONNECTED
+        if isinstance(step, Continue):
+            self._send_auth(conn, flow, CONTINUE_AUTHENTICATION, step.data)
+        elif isinstance(step, Success):
+            if step.username is not None:
+                flow.username = step.username
+            if connected:
+                conn.username = flow.username
+                self._send_auth(conn, flow, 0x00, step.data)
+                return
+            packet = flow.pending
+            assert packet is not None
+            flow.pending = None
+            props: dict[int, Any] = {AUTHENTICATION_METHOD: flow.name}
+            if step.data is not None:
+                props[AUTHENTICATION_DATA] = step.data
+            self._accept(conn, packet, flow.client_id, flow.assigned, flow.username, props, now)
+        else:
+            assert isinstance(step, Fail)
+            if connected:
+                self._send_disconnect(conn, step.reason_code, step.reason)
+            else:
+                packet = flow.pending
+                assert packet is not None
+                self._refuse(conn, packet, step.reason_code, flow.client_id, now, step.reason)
+            if log.notice:
+                log.write(f"Client {conn.name} disconnected, not authorised.")
+            self._close(conn, now, publish_will=True)
+
+    def _send_auth(self, conn: Connection, flow: AuthFlow, code: int, data: bytes | None) -> None:
+        props: dict[int, Any] = {AUTHENTICATION_METHOD: flow.name}
+        if data is not None:
+            props[AUTHENTICATION_DATA] = data
+        self._append(conn, encode(Auth(code, props), MQTT_5))
+        if self.log.debug:
+            self.log.write(f"Sending AUTH to {flow.client_id} (rc{code}, {flow.name})")
 
     # ------------------------------------------------------------------ inbound PUBLISH
 
@@ -1558,6 +1775,15 @@ def _call(sink: Sink, method: str) -> None:
     if fn is not None:
         with contextlib.suppress(Exception):
             fn()
+
+
+def response_information(client_id: str) -> str | None:
+    """The Response Information for a 5.0 client that requests it: ``response/<client id>``,
+    a topic the client can build response topics below. None for a client id that cannot be
+    part of a topic (wildcards, NUL)."""
+    if "+" in client_id or "#" in client_id or "\0" in client_id:
+        return None
+    return RESPONSE_INFORMATION_PREFIX + client_id
 
 
 def _auto_client_id() -> str:

@@ -8,6 +8,7 @@ from m2mhub.mqtt.codec import PacketReader
 from m2mhub.mqtt.packets import Will
 
 if TYPE_CHECKING:
+    from m2mhub.hub.enhanced_auth import AuthFlow
     from m2mhub.hub.session import Session
 
 # Connection states.
@@ -35,6 +36,7 @@ class Connection:
 
     __slots__ = (
         "aliases",
+        "auth",
         "client_id",
         "dirty",
         "inherited",
@@ -45,6 +47,7 @@ class Connection:
         "out",
         "paused",
         "peer",
+        "problem_info",
         "protocol_level",
         "reader",
         "session",
@@ -78,6 +81,10 @@ class Connection:
         self.max_packet = 0  # 5.0 client's Maximum Packet Size (0: the protocol's)
         # Inbound QoS 2 packet ids left over from an earlier connection of the session.
         self.inherited: set[int] | None = None
+        # 5.0 enhanced authentication, if the CONNECT named an Authentication Method.
+        self.auth: AuthFlow | None = None
+        # 5.0 Request Problem Information: False when the client asked for no Reason Strings.
+        self.problem_info = True
 
     @property
     def host(self) -> str:

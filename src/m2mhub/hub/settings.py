@@ -36,6 +36,7 @@ class BrokerSettings:
     # Largest whole packet a client may send (advertised to 5.0 clients in CONNACK); 0: none.
     max_packet_size: int = 0
     retain_available: bool = True
+    max_qos: int = 2  # highest QoS clients may use (5.0 clients are told in CONNACK)
     sys_interval: int = 10  # seconds; 0 disables $SYS
     max_connections: int = -1  # -1: unlimited
     max_keepalive: int = 65535
