@@ -20,7 +20,7 @@ from pathlib import Path
 
 from m2mhub.bench.mqbench import ensure_mqbench, find_source, mqbench_version
 from m2mhub.bench.report import Result, parse_mqbench_output, render_table, replace_block
-from m2mhub.bench.scenarios import ISSUE_REFERENCE, Scenario
+from m2mhub.bench.scenarios import ISSUE_REFERENCE, TITLES, Scenario
 from m2mhub.bench.servers import ServerError, ServerKind, start_server
 
 
@@ -91,6 +91,9 @@ def run_one(
     options: RunOptions, mqbench: Path, scenario: Scenario, kind: ServerKind, repo: Path
 ) -> Result:
     result = Result(scenario.key, kind.name)
+    if scenario.group == "mqtt5" and kind.no_mqtt5:
+        result.error = kind.no_mqtt5
+        return result
     try:
         server = start_server(
             kind, repo, list(scenario.config), options.server_core, label=scenario.key
@@ -214,7 +217,7 @@ def render_block(
         if options.server_core is not None
         else "no pinning"
     )
-    title = "MQTT (issue 2)" if options.group == "mqtt" else "CoAP (issue 4)"
+    title = TITLES[options.group]
     lines = [
         f"### {title}",
         "",
@@ -223,10 +226,18 @@ def render_block(
         f"- Versions: {versions}, mqbench {mqbench_v}",
         f"- Command: `{options.command}`",
     ]
-    if options.group == "mqtt":
+    if options.group in ("mqtt", "mqtt5"):
+        protocol = (
+            "MQTT 5.0 (PUBLISH without properties)" if options.group == "mqtt5" else "MQTT 3.1.1"
+        )
+        lifted = (
+            "; the QoS 1 fan-in row gives every broker `" + "`, `".join(configs) + "`"
+            if configs
+            else ""
+        )
         lines.append(
-            f"- Runs of {options.duration:g} s, 64-byte payloads, MQTT 3.1.1, each broker restarted"
-            " for every row; the QoS 1 fan-in row gives every broker `" + "`, `".join(configs) + "`"
+            f"- Runs of {options.duration:g} s, 64-byte payloads, {protocol}, each broker restarted"
+            " for every row" + lifted
         )
     else:
         lines.append(

@@ -37,6 +37,8 @@ class ServerKind:
 
     name: str = ""
     protocol: str = "mqtt"  # "mqtt" (TCP) or "coap" (UDP)
+    # Why this server cannot run the MQTT 5.0 scenarios, or None if it speaks 5.0.
+    no_mqtt5: str | None = None
 
     def missing(self, repo: Path) -> str | None:
         """Why this server cannot run here, or None if it can."""
@@ -147,6 +149,8 @@ class Aedes(ServerKind):
     """aedes (Node.js), installed with npm into ``benchmarks/.work/node``."""
 
     name = "aedes"
+    # aedes 1.2.0 refuses a CONNECT with protocol level 5 (lib/handlers/connect.js).
+    no_mqtt5 = "aedes speaks MQTT 3.1.1 only"
 
     def _node_dir(self, repo: Path) -> Path:
         return work_dir(repo) / "node"
@@ -178,6 +182,7 @@ class Amqtt(ServerKind):
     """amqtt (Python), installed into its own venv ``benchmarks/.work/amqtt-venv``."""
 
     name = "amqtt"
+    no_mqtt5 = "amqtt speaks MQTT 3.1.1 only"
 
     def _venv(self, repo: Path) -> Path:
         return work_dir(repo) / "amqtt-venv"

@@ -1,6 +1,7 @@
 """``m2mhub bench``: run the load scenarios against our hub and reference servers side by side.
 
 m2mhub bench mqtt --brokers m2mhub,mosquitto --duration 10
+m2mhub bench mqtt5 --brokers mosquitto,m2mhub --duration 10
 m2mhub bench coap --servers m2mhub,libcoap,aiocoap
 m2mhub bench mqtt --scenarios fanin-q0,conns --duration 3 --no-readme
 """
@@ -19,7 +20,11 @@ from m2mhub.bench.runner import run as run_bench
 from m2mhub.bench.scenarios import SCENARIOS, select
 from m2mhub.bench.servers import COAP_SERVERS, MQTT_SERVERS, ServerKind
 
-DEFAULT_SERVERS = {"mqtt": "mosquitto,m2mhub", "coap": "libcoap,aiocoap,m2mhub"}
+DEFAULT_SERVERS = {
+    "mqtt": "mosquitto,m2mhub",
+    "mqtt5": "mosquitto,m2mhub",
+    "coap": "libcoap,aiocoap,m2mhub",
+}
 
 
 def build_parser(prog: str = "m2mhub bench") -> argparse.ArgumentParser:
@@ -28,7 +33,11 @@ def build_parser(prog: str = "m2mhub bench") -> argparse.ArgumentParser:
         description="Measure our hub against reference servers with mqbench (pinned to cores) "
         "and write the table into benchmarks/README.md.",
     )
-    parser.add_argument("group", choices=sorted(SCENARIOS), help="mqtt (issue 2) or coap (issue 4)")
+    parser.add_argument(
+        "group",
+        choices=sorted(SCENARIOS),
+        help="mqtt (issue 2), mqtt5 (the same loads with MQTT 5.0 clients) or coap (issue 4)",
+    )
     parser.add_argument(
         "--brokers",
         "--servers",
@@ -73,7 +82,7 @@ def build_parser(prog: str = "m2mhub bench") -> argparse.ArgumentParser:
 
 
 def _servers(group: str, names: str) -> list[ServerKind]:
-    table = MQTT_SERVERS if group == "mqtt" else COAP_SERVERS
+    table = COAP_SERVERS if group == "coap" else MQTT_SERVERS
     kinds: list[ServerKind] = []
     for name in (n.strip() for n in names.split(",") if n.strip()):
         if name not in table:
