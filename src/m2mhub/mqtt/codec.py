@@ -150,6 +150,17 @@ def _bin(b: bytes) -> bytes:
     return _pack_u16(len(b)) + bytes(b)
 
 
+# Wire types as plain ints, indexed by property identifier, for the property loops: comparing
+# ints is cheaper than comparing PropertyType members (0: no such property).
+_TYPE_BY_ID: Final[list[int]] = [int(d.type) if d is not None else 0 for d in PROPERTY_BY_ID]
+_T_BYTE: Final = int(PropertyType.BYTE)
+_T_U16: Final = int(PropertyType.TWO_BYTE_INT)
+_T_U32: Final = int(PropertyType.FOUR_BYTE_INT)
+_T_VARINT: Final = int(PropertyType.VARINT)
+_T_UTF8: Final = int(PropertyType.UTF8)
+_T_PAIR: Final = int(PropertyType.UTF8_PAIR)
+
+
 def _encode_properties(props: Properties, packet_type: int) -> bytes:
     """Property length + properties; checks every property against the table."""
     if not props:
@@ -161,28 +172,48 @@ def _encode_properties(props: Properties, packet_type: int) -> bytes:
             raise ValueError(f"unknown property 0x{prop_id:02X}")
         if packet_type not in prop.allowed:
             raise ValueError(f"{prop.name} is not allowed in {_packet_name(packet_type)}")
-        values = value if prop.repeatable else (value,)
-        if prop.repeatable and not isinstance(value, list):
-            raise ValueError(f"{prop.name} must be a list")
-        for v in values:
-            out.append(prop_id)
-            t = prop.type
-            if t == PropertyType.BYTE:
-                out.append(v)
-            elif t == PropertyType.TWO_BYTE_INT:
-                out += _pack_u16(v)
-            elif t == PropertyType.FOUR_BYTE_INT:
-                out += _pack_u32(v)
-            elif t == PropertyType.VARINT:
-                out += _varint(v)
-            elif t == PropertyType.UTF8:
-                out += _str(v)
-            elif t == PropertyType.UTF8_PAIR:
-                out += _str(v[0])
-                out += _str(v[1])
-            else:
-                out += _bin(v)
-    return _varint(len(out)) + bytes(out)
+        t = _TYPE_BY_ID[prop_id]
+        if prop.repeatable:
+            if not isinstance(value, list):
+                raise ValueError(f"{prop.name} must be a list")
+            if t == _T_PAIR:
+                for pair in value:
+                    kb = pair[0].encode("utf-8")
+                    vb = pair[1].encode("utf-8")
+                    if len(kb) > 0xFFFF or len(vb) > 0xFFFF:
+                        raise ValueError("string longer than 65535 bytes")
+                    out.append(prop_id)
+                    out += _pack_u16(len(kb))
+                    out += kb
+                    out += _pack_u16(len(vb))
+                    out += vb
+            else:  # Subscription Identifier
+                for v in value:
+                    out.append(prop_id)
+                    out += _varint(v)
+            continue
+        out.append(prop_id)
+        if t == _T_UTF8:
+            b = value.encode("utf-8")
+            if len(b) > 0xFFFF:
+                raise ValueError("string longer than 65535 bytes")
+            out += _pack_u16(len(b))
+            out += b
+        elif t == _T_U32:
+            out += _pack_u32(value)
+        elif t == _T_BYTE:
+            out.append(value)
+        elif t == _T_U16:
+            out += _pack_u16(value)
+        elif t == _T_VARINT:
+            out += _varint(value)
+        else:
+            out += _bin(value)
+    n = len(out)
+    if n < 128:
+        out[0:0] = _VARINT_1[n]
+        return bytes(out)
+    return _varint(n) + out
 
 
 def _packet_name(packet_type: int) -> str:
@@ -473,11 +504,16 @@ def _read_varint(buf: _Buf, p: int, end: int, what: str) -> tuple[int, int]:
 
 
 def _read_properties(buf: _Buf, p: int, end: int, packet_type: int) -> tuple[Properties, int]:
-    length, p = _read_varint(buf, p, end, "property length")
-    pend = p + length
+    if p < end and buf[p] < 0x80:  # a one-byte property length, nearly always
+        pend = p + 1 + buf[p]
+        p += 1
+    else:
+        length, p = _read_varint(buf, p, end, "property length")
+        pend = p + length
     if pend > end:
         raise _truncated("properties")
     props: Properties = {}
+    type_by_id = _TYPE_BY_ID
     while p < pend:
         prop_id = buf[p]
         prop = PROPERTY_BY_ID[prop_id] if prop_id < 0x80 else None
@@ -486,29 +522,51 @@ def _read_properties(buf: _Buf, p: int, end: int, packet_type: int) -> tuple[Pro
         if packet_type not in prop.allowed:
             raise MalformedPacket(f"{prop.name} is not allowed in {_packet_name(packet_type)}")
         p += 1
-        t = prop.type
+        t = type_by_id[prop_id]
         value: Any
-        if t == PropertyType.BYTE:
-            if p >= pend:
+        if t in (_T_PAIR, _T_UTF8):
+            # Strings inline (User Property, Content Type, Response Topic are the common ones).
+            if p + 2 > pend:
                 raise _truncated(prop.name)
-            value = buf[p]
-            p += 1
-        elif t == PropertyType.TWO_BYTE_INT:
-            value = _read_u16(buf, p, pend, prop.name)
-            p += 2
-        elif t == PropertyType.FOUR_BYTE_INT:
+            q = p + 2 + ((buf[p] << 8) | buf[p + 1])
+            if q > pend:
+                raise _truncated(prop.name)
+            try:
+                value = buf[p + 2 : q].decode("utf-8")
+            except UnicodeDecodeError:
+                raise MalformedPacket(f"{prop.name} is not valid UTF-8") from None
+            if not (value.isascii() and value.isprintable()):
+                _check_text(value, prop.name)
+            p = q
+            if t == _T_PAIR:
+                if p + 2 > pend:
+                    raise _truncated(prop.name)
+                q = p + 2 + ((buf[p] << 8) | buf[p + 1])
+                if q > pend:
+                    raise _truncated(prop.name)
+                try:
+                    second = buf[p + 2 : q].decode("utf-8")
+                except UnicodeDecodeError:
+                    raise MalformedPacket(f"{prop.name} is not valid UTF-8") from None
+                if not (second.isascii() and second.isprintable()):
+                    _check_text(second, prop.name)
+                p = q
+                value = (value, second)
+        elif t == _T_U32:
             if p + 4 > pend:
                 raise _truncated(prop.name)
             value = int.from_bytes(buf[p : p + 4], "big")
             p += 4
-        elif t == PropertyType.VARINT:
+        elif t == _T_BYTE:
+            if p >= pend:
+                raise _truncated(prop.name)
+            value = buf[p]
+            p += 1
+        elif t == _T_U16:
+            value = _read_u16(buf, p, pend, prop.name)
+            p += 2
+        elif t == _T_VARINT:
             value, p = _read_varint(buf, p, pend, prop.name)
-        elif t == PropertyType.UTF8:
-            value, p = _read_str(buf, p, pend, prop.name)
-        elif t == PropertyType.UTF8_PAIR:
-            k, p = _read_str(buf, p, pend, prop.name)
-            v, p = _read_str(buf, p, pend, prop.name)
-            value = (k, v)
         else:
             value, p = _read_bin(buf, p, pend, prop.name)
         if prop.valid is not None and value not in prop.valid:
