@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -169,3 +170,32 @@ def test_issue_column() -> None:
     header, _, row = table.splitlines()
     assert header.endswith("| issue 2: mosquitto 2.0.11 | notes |")
     assert " | 40,700 | " in row
+
+
+def test_mqtt5_group_runs_the_mqtt_loads_with_5_0_clients() -> None:
+    v5 = select("mqtt5", None)
+    assert [s.key for s in v5] == [
+        "fanin-q0-v5",
+        "fanin-q1-v5",
+        "fanout-q0-v5",
+        "pairs-q1-v5",
+        "conns-v5",
+    ]
+    for scenario in v5:
+        argv = scenario.mqbench_args(port=1, duration=3, server_pid=2, path="")
+        assert "--v5" in argv
+    # The 3.1.1 table is unchanged: no 5.0 scenario in it.
+    assert all("--v5" not in s.args for s in select("mqtt", None))
+
+
+def test_a_3_1_1_only_broker_shows_why_in_the_mqtt5_table(tmp_path: Path) -> None:
+    from m2mhub.bench.runner import RunOptions, run_one
+    from m2mhub.bench.servers import Aedes
+
+    pairs = select("mqtt5", ["pairs-q1-v5"])
+    options = RunOptions("mqtt5", [Aedes()], pairs)
+    result = run_one(options, tmp_path / "mqbench", pairs[0], Aedes(), tmp_path)
+    assert result.error == "aedes speaks MQTT 3.1.1 only"
+    table = render_table(pairs, ["mosquitto", "aedes"], [result])
+    assert "| n/a |" in table
+    assert "aedes: aedes speaks MQTT 3.1.1 only" in table
