@@ -139,7 +139,7 @@ def test_takeover_v5_sends_disconnect_session_taken_over() -> None:
     hub = Hub()
     old = hub.connected("dup", level=5)
     hub.connected("dup", level=5)
-    assert old.received() == [Disconnect(0x8E)]
+    assert old.received() == [Disconnect(0x8E, {0x1F: "session taken over"})]
     assert old.closed
 
 

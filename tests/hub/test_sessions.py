@@ -203,3 +203,133 @@ def test_v5_retained_message_expires() -> None:
     late.subscribe(("t", 1))
     assert late.pending == []
     assert hub.broker.retained("t") is None
+
+
+def test_v5_session_expiry_zero_ends_with_the_connection() -> None:
+    hub = Hub()
+    sub = hub.connected("s5", level=5, properties={0x11: 0})
+    sub.subscribe(("t", 1))
+    sub.drop()
+    assert "s5" not in hub.broker.sessions
+    pub = hub.connected("pub")
+    pub.publish_complete("t", b"lost", 1)
+    back = hub.client("s5", level=5)
+    ack = back.connect(clean=False, properties={0x11: 60})
+    assert isinstance(ack, Connack) and not ack.session_present
+    assert back.pending == []
+
+
+def test_persistent_client_expiration_counts_from_the_latest_disconnect() -> None:
+    hub = Hub(persistent_client_expiration=100)
+    _offline_subscriber(hub)
+    hub.advance(90)
+    back = hub.client("sub")
+    assert back.connect(clean=False) == Connack(True, 0)
+    hub.advance(50)  # the first deadline passes while connected
+    assert "sub" in hub.broker.sessions
+    back.disconnect()
+    hub.advance(99)
+    assert "sub" in hub.broker.sessions
+    hub.advance(1)
+    assert "sub" not in hub.broker.sessions
+    assert "Expiring client sub due to timeout." in hub.lines
+
+
+def test_v5_session_expiry_takes_the_latest_connect_over_persistent_client_expiration() -> None:
+    """A 5.0 interval below persistent_client_expiration ends the session first."""
+    hub = Hub(persistent_client_expiration=3600)
+    hub.connected("s5", level=5, properties={0x11: 30}).drop()
+    hub.advance(30)
+    assert "s5" not in hub.broker.sessions
+
+
+def test_v5_live_delivery_carries_the_interval_unchanged() -> None:
+    hub = Hub()
+    sub = hub.connected("s5", level=5)
+    sub.subscribe(("t", 1))
+    _publish_expiring(hub, 10)
+    (msg,) = sub.publishes()
+    assert msg.properties[0x02] == 10
+
+
+def test_v5_message_expires_while_waiting_for_the_in_flight_window() -> None:
+    """A connected client's Receive Maximum 1 keeps the second message queued; it expires
+    there and is never sent, the third (no expiry) follows the first."""
+    hub = Hub()
+    sub = hub.connected("s5", level=5, properties={0x21: 1})
+    sub.subscribe(("t", 1))
+    pub = hub.connected("pub5", level=5)
+    pub.send(Publish("t", b"first", 1, False, False, 1, {0x02: 100}))
+    pub.send(Publish("t", b"second", 1, False, False, 2, {0x02: 10}))
+    pub.send(Publish("t", b"third", 1, False, False, 3))
+    (first,) = sub.publishes()
+    assert first.payload == b"first"
+    hub.advance(10)
+    sub.send(Puback(first.packet_id or 0))
+    (third,) = sub.publishes()
+    assert third.payload == b"third"
+
+
+def test_v5_queued_message_sent_with_the_time_left_when_the_window_opens() -> None:
+    hub = Hub()
+    sub = hub.connected("s5", level=5, properties={0x21: 1})
+    sub.subscribe(("t", 1))
+    pub = hub.connected("pub5", level=5)
+    pub.send(Publish("t", b"first", 1, False, False, 1))
+    pub.send(Publish("t", b"second", 1, False, False, 2, {0x02: 10}))
+    (first,) = sub.publishes()
+    hub.advance(7)
+    sub.send(Puback(first.packet_id or 0))
+    (second,) = sub.publishes()
+    assert (second.payload, second.properties[0x02]) == (b"second", 3)
+
+
+def test_v5_in_flight_message_resent_after_expiry() -> None:
+    """Delivery had started, so MQTT 5.0 4.4 requires the resend, with the least interval
+    that still means "expiring" (1: 0 means none). mosquitto 2.0.11 drops it instead
+    (interop test_lifecycle.py)."""
+    hub = Hub()
+    sub = hub.connected("s5", level=5, properties={0x11: 600})
+    sub.subscribe(("t", 1))
+    _publish_expiring(hub, 10)
+    (sent,) = sub.publishes()
+    assert sent.properties[0x02] == 10
+    sub.drop()
+    hub.advance(4)
+    back = hub.client("s5", level=5)
+    back.connect(clean=False, properties={0x11: 600})
+    (again,) = [p for p in back.pending if isinstance(p, Publish)]
+    assert (again.dup, again.properties[0x02]) == (True, 6)
+    back.drop()
+    hub.advance(20)
+    late = hub.client("s5", level=5)
+    late.connect(clean=False, properties={0x11: 600})
+    (last,) = [p for p in late.pending if isinstance(p, Publish)]
+    assert (last.dup, last.payload, last.properties[0x02]) == (True, b"soon gone", 1)
+
+
+def test_v5_retained_message_interval_counts_down() -> None:
+    hub = Hub()
+    _publish_expiring(hub, 10, retain=True)
+    for waited, left in ((4, 6), (5, 1)):
+        hub.advance(waited)
+        sub = hub.connected(f"late{left}", level=5)
+        sub.subscribe(("t", 1))
+        (msg,) = [p for p in sub.pending if isinstance(p, Publish)]
+        assert (msg.retain, msg.properties[0x02]) == (True, left)
+    hub.advance(1)
+    gone = hub.connected("gone", level=5)
+    gone.subscribe(("t", 1))
+    assert gone.pending == []
+
+
+def test_v5_expiring_message_to_311_subscriber_dropped_when_expired() -> None:
+    hub = Hub()
+    sub = hub.connected("s4", clean=False)
+    sub.subscribe(("t", 1))
+    sub.disconnect()
+    _publish_expiring(hub, 10)
+    hub.advance(10)
+    back = hub.client("s4")
+    back.connect(clean=False)
+    assert back.pending == []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from m2mhub.mqtt.packets import Disconnect, Will
+from m2mhub.mqtt.packets import Connack, Disconnect, Publish, Will
 from tests.hub.harness import Hub
 
 
@@ -126,3 +126,139 @@ def test_v5_will_delay_ignored_for_a_session_that_ends_at_disconnect() -> None:
     watch = _watcher(hub)
     _delayed(hub, 100, expiry=0).drop()
     assert [p.payload for p in watch.publishes()] == [b"bye"]
+
+
+def test_v5_disconnect_with_will_message_waits_for_the_delay() -> None:
+    hub = Hub()
+    watch = _watcher(hub)
+    _delayed(hub, 10).send(Disconnect(0x04))
+    assert watch.publishes() == []
+    hub.advance(9.9)
+    assert watch.publishes() == []
+    hub.advance(0.1)
+    assert [p.payload for p in watch.publishes()] == [b"bye"]
+
+
+def test_v5_disconnect_with_will_message_delay_cancelled_by_reconnect() -> None:
+    hub = Hub()
+    watch = _watcher(hub)
+    _delayed(hub, 10).send(Disconnect(0x04))
+    hub.advance(9)
+    hub.client("late", level=5).connect(clean=False, properties={0x11: 300})
+    hub.advance(100)
+    assert watch.publishes() == []
+
+
+def test_v5_will_sent_at_once_when_disconnect_ends_the_session() -> None:
+    """Session Expiry set to 0 on DISCONNECT 0x04 ends the session now, and with it the
+    delay (MQTT 5.0 3.1.2.5: whichever comes first). mosquitto 2.0.11 still waits for the
+    delay (interop test_lifecycle.py)."""
+    hub = Hub()
+    watch = _watcher(hub)
+    _delayed(hub, 10).send(Disconnect(0x04, {0x11: 0}))
+    assert [p.payload for p in watch.publishes()] == [b"bye"]
+    hub.advance(100)
+    assert watch.publishes() == []
+
+
+def test_v5_will_delay_equal_to_session_expiry_sends_once() -> None:
+    hub = Hub()
+    watch = _watcher(hub)
+    _delayed(hub, 10, expiry=10).drop()
+    hub.advance(9)
+    assert watch.publishes() == []
+    hub.advance(1)
+    assert [p.payload for p in watch.publishes()] == [b"bye"]
+    assert "late" not in hub.broker.sessions
+    hub.advance(100)
+    assert watch.publishes() == []
+
+
+def test_v5_will_delay_cancelled_by_clean_start_reconnect_as_mosquitto() -> None:
+    """A Clean Start reconnection within the delay discards the old session without its will,
+    as mosquitto 2.0.11 does (the spec's "new Network Connection" before the delay)."""
+    hub = Hub()
+    watch = _watcher(hub)
+    _delayed(hub, 10).drop()
+    hub.advance(5)
+    ack = hub.client("late", level=5).connect(clean=True)
+    assert isinstance(ack, Connack) and (ack.reason_code, ack.session_present) == (0, False)
+    hub.advance(100)
+    assert watch.publishes() == []
+
+
+def test_v5_will_delay_restarts_from_the_latest_disconnect() -> None:
+    hub = Hub()
+    watch = _watcher(hub)
+    _delayed(hub, 10).drop()
+    hub.advance(8)
+    back = hub.client("late", level=5)
+    back.connect(
+        clean=False,
+        properties={0x11: 300},
+        will=Will("will/late", b"second", 0, False, {0x18: 10}),
+    )
+    back.drop()
+    hub.advance(5)  # the first will's time passes: it was cancelled
+    assert watch.publishes() == []
+    hub.advance(5)
+    assert [p.payload for p in watch.publishes()] == [b"second"]
+
+
+def test_v5_will_properties_passed_on_without_the_delay() -> None:
+    hub = Hub()
+    watch = hub.connected("watch5", level=5)
+    watch.subscribe(("will/#", 1))
+    props = {0x18: 5, 0x03: "text/plain", 0x02: 60, 0x26: [("k", "v"), ("k", "w")]}
+    c = hub.connected(
+        "props", level=5, properties={0x11: 60}, will=Will("will/p", b"x", 1, False, props)
+    )
+    c.drop()
+    hub.advance(5)
+    (msg,) = watch.publishes()
+    assert msg.properties == {0x03: "text/plain", 0x02: 60, 0x26: [("k", "v"), ("k", "w")]}
+
+
+def test_v5_will_message_expiry_counts_from_publication() -> None:
+    """The will's Message Expiry Interval starts when the will is published, not at CONNECT."""
+    hub = Hub()
+    offline = hub.connected("off", level=5, properties={0x11: 600})
+    offline.subscribe(("will/#", 1))
+    offline.drop()
+    c = hub.connected(
+        "exp",
+        level=5,
+        properties={0x11: 60},
+        will=Will("will/e", b"x", 1, False, {0x18: 20, 0x02: 30}),
+    )
+    c.drop()
+    hub.advance(20)  # will published now, expiring in 30 s
+    hub.advance(10)
+    back = hub.client("off", level=5)
+    back.connect(clean=False, properties={0x11: 600})
+    (msg,) = [p for p in back.pending if isinstance(p, Publish)]
+    assert msg.properties[0x02] == 20
+
+
+def test_v5_will_with_invalid_utf8_refused_with_connack_0x99() -> None:
+    """MQTT 5.0 3.1.3.2.3 lets the server check a will said to be UTF-8; mosquitto 2.0.11
+    does not and accepts it."""
+    hub = Hub()
+    c = hub.client("w", level=5)
+    ack = c.connect(will=Will("will/w", b"\xff\xfe caf\xe9", 0, False, {0x01: 1}))
+    assert ack == Connack(False, 0x99, {0x1F: "will payload is not valid UTF-8"})
+    assert c.closed
+    assert "w" not in hub.broker.sessions
+    assert "Client w disconnected, will payload is not valid UTF-8." in hub.lines
+
+
+def test_v5_will_with_valid_utf8_accepted_and_sent_with_the_indicator() -> None:
+    hub = Hub()
+    watch = hub.connected("watch", level=5)
+    watch.subscribe(("will/#", 0))
+    c = hub.client("w", level=5)
+    ack = c.connect(will=Will("will/w", "adiós".encode(), 0, False, {0x01: 1}))
+    assert isinstance(ack, Connack) and ack.reason_code == 0
+    c.drop()
+    (msg,) = watch.publishes()
+    assert (msg.payload, msg.properties[0x01]) == ("adiós".encode(), 1)

@@ -131,6 +131,12 @@ PROP_MAXIMUM_QOS = 0x24
 # topics below this (see docs/mqtt5.md).
 RESPONSE_INFORMATION_PREFIX = "response/"
 
+# Reason codes of the DISCONNECTs the server sends on its own account (MQTT 5.0 4.13.2).
+SERVER_SHUTTING_DOWN = 0x8B
+KEEP_ALIVE_TIMEOUT = 0x8D
+SESSION_TAKEN_OVER = 0x8E
+PAYLOAD_FORMAT_INVALID = 0x99
+
 # Properties that belong to one hop and are not forwarded to subscribers.
 _NOT_FORWARDED = (PROP_TOPIC_ALIAS, PROP_SUBSCRIPTION_ID)
 
@@ -421,6 +427,7 @@ class Broker:
                 continue
             if self.log.notice and self.settings.connection_messages:
                 self.log.write(f"Client {conn.name} has exceeded timeout, disconnecting.")
+            self._disconnect(conn, KEEP_ALIVE_TIMEOUT, "keep alive timeout")
             self._close(conn, now, publish_will=True)
         self._now = now
         if self._wills and self._wills[0][0] <= now:
@@ -438,8 +445,10 @@ class Broker:
         self._flush_if_no_shell()
 
     def shutdown(self, now: float) -> None:
-        """Close every connection (persistent sessions stay in memory)."""
+        """Close every connection (persistent sessions stay in memory); 5.0 clients are told
+        why with DISCONNECT 0x8B (Server shutting down)."""
         for conn in list(self.connections):
+            self._disconnect(conn, SERVER_SHUTTING_DOWN, "server shutting down")
             self._close(conn, now, publish_will=False)
 
     # ------------------------------------------------------------------ API for other faces
@@ -522,6 +531,14 @@ class Broker:
         if log.notice:
             log.write(f"Client {conn.name} disconnected due to {_failure_kind(exc)} ({reason}).")
         self._close(conn, now, publish_will=True)
+
+    def _disconnect(self, conn: Connection, reason_code: int, reason: str) -> None:
+        """Queue a server DISCONNECT for a connected 5.0 client that the server closes on its
+        own account (3.x has no such packet: the connection is just closed); ``_close``
+        writes it out. mosquitto 2.0.11 logs no "Sending DISCONNECT" line, so neither do we.
+        """
+        if conn.state == CONNECTED and conn.protocol_level == MQTT_5:
+            self._send_disconnect(conn, reason_code, reason)
 
     def _close(self, conn: Connection, now: float, publish_will: bool) -> None:
         """Write what is pending, close the sink, detach the session, maybe send the will."""
@@ -812,6 +829,19 @@ class Broker:
                 return
             will.retain = False
 
+        if (
+            v5
+            and will is not None
+            and will.properties.get(PROP_PAYLOAD_FORMAT) == 1
+            and not _is_utf8(will.payload)
+        ):
+            # MQTT 5.0 3.1.3.2.3 lets the server check the will's format and refuse it so.
+            reason = "will payload is not valid UTF-8"
+            self._refuse(conn, packet, PAYLOAD_FORMAT_INVALID, client_id, now, reason)
+            if log.notice:
+                log.write(f"Client {client_id} disconnected, {reason}.")
+            return
+
         keepalive = packet.keepalive
         connack_props: dict[int, Any] = {}
         if v5:
@@ -844,8 +874,7 @@ class Broker:
             old = session.connection
             if log.notice and settings.connection_messages:
                 log.write(f"Client {client_id} already connected, closing old connection.")
-            if old.protocol_level == MQTT_5:
-                self._append(old, encode(Disconnect(reason_code=0x8E), MQTT_5))
+            self._disconnect(old, SESSION_TAKEN_OVER, "session taken over")
             self._close(old, now, publish_will=True)
             session = self.sessions.get(client_id)
         if session is not None and packet.clean_start:
@@ -1359,7 +1388,9 @@ class Broker:
         wire = message.wire
         parts = wire.get(key) if wire is not None else None
         if message.expires_at is not None and v5:
-            # 5.0: forward the time left, not the original interval.
+            # 5.0: forward the time left, not the original interval. A message in flight
+            # that expired before its resend (which MQTT 5.0 4.4 still requires) says 1:
+            # 0 would read as "never expires" to mosquitto and to us.
             left = max(1, math.ceil(message.expires_at - self._now))
             with_left = {**_forwardable(message.properties), PROP_MESSAGE_EXPIRY: left}
             if sub_ids:
@@ -1724,14 +1755,19 @@ class Broker:
 
     def _on_disconnect(self, conn: Connection, packet: Disconnect, now: float) -> None:
         log = self.log
-        if log.debug:
-            log.write(f"Received DISCONNECT from {conn.client_id}")
         session = conn.session
         if conn.protocol_level == MQTT_5 and session is not None:
             expiry = packet.properties.get(PROP_SESSION_EXPIRY)
             if expiry is not None:
+                if expiry and not session.expiry_interval:
+                    # MQTT 5.0 3.14.2.2.2: a session that was to end with the connection
+                    # cannot be kept by its DISCONNECT (mosquitto 2.0.11 answers 0x82 too,
+                    # before logging the DISCONNECT).
+                    raise ProtocolError("session expiry interval set on DISCONNECT after 0")
                 session.persistent = bool(expiry)
                 session.expiry_interval = int(expiry)
+        if log.debug:
+            log.write(f"Received DISCONNECT from {conn.client_id}")
         keep_will = conn.protocol_level == MQTT_5 and packet.reason_code == 0x04
         if not keep_will:
             conn.will = None
