@@ -1,7 +1,7 @@
 """``m2mhub passwd``: manage password files, with ``mosquitto_passwd``'s flags and messages.
 
-    m2mhub passwd [-H sha512 | -H sha512-pbkdf2] [-c | -D] passwordfile username
-    m2mhub passwd [-H sha512 | -H sha512-pbkdf2] [-c] -b passwordfile username password
+    m2mhub passwd [-H HASH] [-c | -D] passwordfile username
+    m2mhub passwd [-H HASH] [-c] -b passwordfile username password
     m2mhub passwd -U passwordfile
 
 The files it writes are read by both ``m2mhub serve`` and mosquitto (``password_file``).
@@ -22,19 +22,22 @@ from m2mhub.auth import hash_password
 USAGE = """\
 m2mhub passwd manages password files for m2mhub serve (and mosquitto).
 
-Usage: m2mhub passwd [-H sha512 | -H sha512-pbkdf2] [-c | -D] passwordfile username
-       m2mhub passwd [-H sha512 | -H sha512-pbkdf2] [-c] -b passwordfile username password
+Usage: m2mhub passwd [-H HASH] [-c | -D] passwordfile username
+       m2mhub passwd [-H HASH] [-c] -b passwordfile username password
        m2mhub passwd -U passwordfile
  -b : run in batch mode to allow passing passwords on the command line.
  -c : create a new password file. This will overwrite existing files.
  -D : delete the username rather than adding/updating its password.
- -H : specify the hashing algorithm. Defaults to sha512-pbkdf2, which is recommended.
-      Mosquitto 1.6 and earlier defaulted to sha512.
+ -H : specify the hashing algorithm: sha512, sha512-pbkdf2 or scram-sha-256.
+      Defaults to sha512-pbkdf2, which is recommended.
+      Mosquitto 1.6 and earlier defaulted to sha512. scram-sha-256 writes a SCRAM
+      verifier: the user can also log in with MQTT 5 enhanced authentication
+      (SCRAM-SHA-256); mosquitto does not read such entries.
  -U : update a plain text password file to use hashed passwords.
 
 See docs/serve.md for more information."""
 
-HASH_TYPES = ("sha512", "sha512-pbkdf2")
+HASH_TYPES = ("sha512", "sha512-pbkdf2", "scram-sha-256")
 
 
 class _Usage(Exception):

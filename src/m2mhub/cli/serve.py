@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from m2mhub import __version__
 from m2mhub.auth import PasswordFile, PasswordFileAuthenticator, PasswordFileError
+from m2mhub.auth.scram import ScramCredentials, ScramSha256
 from m2mhub.cli._serve_trace import ServeTracer
 from m2mhub.cli._trace_output import TRACE_FLAGS, trace_style
 from m2mhub.config import Config, ConfigError, load_config
@@ -292,6 +293,12 @@ class _Hub:
         self.authenticator = PasswordFileAuthenticator(passwords)
         return self.authenticator
 
+    def _scram_credentials(self, username: str) -> ScramCredentials | None:
+        """The SCRAM verifier of a user of the (possibly reloaded) password file."""
+        if self.authenticator is None:
+            return None
+        return self.authenticator.passwords.scram_credentials(username)
+
     def reload(self) -> None:
         """SIGHUP: re-read the password file, as mosquitto does; other settings stay."""
         self.notice("Reloading config.")
@@ -372,6 +379,9 @@ class _Hub:
                 now=loop.time(),
                 client_id_factory=client_id_factory(self.settings.auto_id_prefix),
             )
+            if authenticator is not None:
+                # MQTT 5 enhanced authentication for the password file's SCRAM entries.
+                broker.add_auth_method(ScramSha256(self._scram_credentials))
             addresses = mqtt_addresses(self.settings, self.options.ports)
             attempted = True
             try:
