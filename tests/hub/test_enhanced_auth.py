@@ -302,3 +302,12 @@ def test_no_reason_strings_when_the_client_asks_for_no_problem_information() -> 
     bad = hub.connected("bad", level=5, properties={0x17: 0})
     bad.send(_auth(0x19, b"x"))
     assert bad.received() == [Disconnect(0x82, {})]
+
+
+def test_reauthentication_failure_code_that_disconnect_cannot_carry_becomes_0x87() -> None:
+    hub, _ = _hub()
+    c = _authenticated(hub)
+    c.send(_auth(0x19, b"again"))
+    c.received()
+    c.send(_auth(0x18, b"wrong-user"))  # the method says 0x86, valid only in CONNACK
+    assert c.received() == [Disconnect(0x87, {REASON: "no such user"})]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from m2mhub.client.mqtt import (
+        AuthenticationError,
         ConnectionLostError,
         ConnectionRefusedByBroker,
         Message,
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "AuthenticationError",
     "ConnectionLostError",
     "ConnectionRefusedByBroker",
     "MQTTClient",

@@ -28,11 +28,19 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from enum import Enum
 
+from m2mhub.auth.enhanced import (
+    ClientAuthExchange,
+    ClientAuthMethod,
+    Continue,
+    Fail,
+    Success,
+)
 from m2mhub.mqtt.codec import PacketReader, encode
 from m2mhub.mqtt.errors import ProtocolError
 from m2mhub.mqtt.packets import (
     MQTT_3_1,
     MQTT_5,
+    Auth,
     Connack,
     Connect,
     Disconnect,
@@ -55,6 +63,14 @@ from m2mhub.mqtt.packets import (
 RECEIVE_MAXIMUM = 0x21
 ASSIGNED_CLIENT_IDENTIFIER = 0x12
 SERVER_KEEP_ALIVE = 0x13
+AUTHENTICATION_METHOD = 0x15
+AUTHENTICATION_DATA = 0x16
+# AUTH reason codes, and the DISCONNECT code the client leaves with when the server fails to
+# authenticate itself.
+AUTH_SUCCESS = 0x00
+CONTINUE_AUTHENTICATION = 0x18
+RE_AUTHENTICATE = 0x19
+UNSPECIFIED_ERROR = 0x80
 
 PacketTrace = Callable[[str, Packet], None]
 """Called with ``("sending", packet)`` or ``("received", packet)`` for every packet."""
@@ -163,6 +179,29 @@ class KeepaliveTimeout:
     __slots__ = ()
 
 
+class AuthenticationFailed:
+    """MQTT 5 enhanced authentication failed on our side (the method refused the server's
+    data, e.g. a SCRAM server signature that does not verify); DISCONNECT was queued if the
+    connection was up, and the connection is CLOSED."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"AuthenticationFailed({self.reason!r})"
+
+
+class ReauthenticationCompleted:
+    """The broker accepted a re-authentication (AUTH 0x00) and proved itself to the method."""
+
+    __slots__ = ("properties",)
+
+    def __init__(self, properties: Properties) -> None:
+        self.properties = properties
+
+
 Event = (
     ConnackReceived
     | MessageReceived
@@ -172,6 +211,8 @@ Event = (
     | PongReceived
     | DisconnectReceived
     | KeepaliveTimeout
+    | AuthenticationFailed
+    | ReauthenticationCompleted
 )
 
 
@@ -197,6 +238,8 @@ class ClientConnection:
     """
 
     __slots__ = (
+        "_auth",
+        "_auth_exchange",
         "_events",
         "_in_use",
         "_incoming_qos2",
@@ -249,6 +292,8 @@ class ClientConnection:
         self._pending_unsubs: set[int] = set()
         self._last_sent = 0.0
         self._ping_sent: float | None = None
+        self._auth: ClientAuthMethod | None = None  # MQTT 5 enhanced authentication method
+        self._auth_exchange: ClientAuthExchange | None = None  # its exchange under way
 
     # ---------------------------------------------------------------- output
 
@@ -278,10 +323,24 @@ class ClientConnection:
 
     # ---------------------------------------------------------------- requests
 
-    def connect(self, connect: Connect, now: float) -> None:
-        """Queue CONNECT for a new network connection (first or reconnect)."""
+    def connect(self, connect: Connect, now: float, auth: ClientAuthMethod | None = None) -> None:
+        """Queue CONNECT for a new network connection (first or reconnect).
+
+        ``auth`` (MQTT 5 only): authenticate with this enhanced authentication method; its
+        name and first data go into the CONNECT, and AUTH challenges are answered by it.
+        """
         if self.state in (State.CONNECTING, State.CONNECTED):
             raise ProtocolError("already connected: call connection_lost() first")
+        self._auth = auth
+        self._auth_exchange = None
+        if auth is not None:
+            if self.protocol_level != MQTT_5:
+                raise ValueError("enhanced authentication needs MQTT 5")
+            self._auth_exchange = auth.start()
+            connect.properties[AUTHENTICATION_METHOD] = auth.name
+            data = self._auth_exchange.initial_data()
+            if data is not None:
+                connect.properties[AUTHENTICATION_DATA] = data
         connect.protocol_level = self.protocol_level
         if self.protocol_level == MQTT_3_1:
             connect.protocol_name = "MQIsdp"
@@ -371,6 +430,24 @@ class ClientConnection:
         if self.state is State.CONNECTED:
             self._send(Disconnect(reason_code, properties or {}), now)
         self.state = State.CLOSED
+
+    def reauthenticate(self, now: float) -> None:
+        """Queue AUTH 0x19: authenticate again with the CONNECT's method (MQTT 5). The result
+        is a :class:`ReauthenticationCompleted` event, or the broker's DISCONNECT."""
+        self._require_connected()
+        if self._auth is None:
+            raise ProtocolError("re-authentication needs the method used to connect")
+        if self._auth_exchange is not None:
+            raise ProtocolError("a re-authentication is already in progress")
+        exchange = self._auth_exchange = self._auth.start()
+        self._send_auth(RE_AUTHENTICATE, exchange.initial_data(), now)
+
+    def _send_auth(self, code: int, data: bytes | None, now: float) -> None:
+        assert self._auth is not None
+        props: Properties = {AUTHENTICATION_METHOD: self._auth.name}
+        if data is not None:
+            props[AUTHENTICATION_DATA] = data
+        self._send(Auth(code, props), now)
 
     def connection_lost(self) -> None:
         """The network connection is gone; unacknowledged messages wait for the next one."""
@@ -474,6 +551,8 @@ class ClientConnection:
         if isinstance(packet, Disconnect):
             self.state = State.CLOSED
             return DisconnectReceived(packet.reason_code, packet.properties)
+        if isinstance(packet, Auth):
+            return self._on_auth(packet, now)
         raise ProtocolError(f"a broker must not send {packet.packet_type.name}")
 
     def _on_connack(self, packet: Connack, now: float) -> Event:
@@ -487,6 +566,10 @@ class ClientConnection:
         if packet.reason_code != 0:
             self.state = State.CLOSED
             return ConnackReceived(packet.reason_code, packet.session_present, packet.properties)
+        if self._auth is not None:
+            refused = self._auth_finished(packet.properties, now, connected=False)
+            if refused is not None:
+                return refused
         self.state = State.CONNECTED
         self.session_present = packet.session_present
         server_keepalive = packet.properties.get(SERVER_KEEP_ALIVE)
@@ -500,6 +583,47 @@ class ClientConnection:
         self._resend(now)
         self._pump(now)
         return ConnackReceived(0, packet.session_present, packet.properties)
+
+    def _on_auth(self, packet: Auth, now: float) -> Event | None:
+        """AUTH from the broker: a challenge (0x18) or a re-authentication's success (0x00)."""
+        exchange = self._auth_exchange
+        if self._auth is None or exchange is None:
+            raise ProtocolError("AUTH without an authentication in progress")
+        if packet.properties.get(AUTHENTICATION_METHOD) != self._auth.name:
+            raise ProtocolError("AUTH with another authentication method")
+        if packet.reason_code == CONTINUE_AUTHENTICATION:
+            step = exchange.step(packet.properties.get(AUTHENTICATION_DATA))
+            if isinstance(step, Continue):
+                self._send_auth(CONTINUE_AUTHENTICATION, step.data, now)
+                return None
+            return self._auth_failed(step.reason if isinstance(step, Fail) else "", now)
+        if packet.reason_code == AUTH_SUCCESS and self.state is State.CONNECTED:
+            return self._auth_finished(packet.properties, now, connected=True)
+        raise ProtocolError(f"AUTH with reason code 0x{packet.reason_code:02X} from a broker")
+
+    def _auth_finished(self, properties: Properties, now: float, connected: bool) -> Event | None:
+        """The broker said success (CONNACK 0 or AUTH 0x00): the method checks its final data.
+        Returns the event to report, or None for an accepted CONNACK (handled by the caller)."""
+        assert self._auth is not None
+        exchange = self._auth_exchange
+        self._auth_exchange = None
+        if properties.get(AUTHENTICATION_METHOD) != self._auth.name:
+            return self._auth_failed("the broker did not confirm the authentication method", now)
+        result = (
+            exchange.finish(properties.get(AUTHENTICATION_DATA))
+            if exchange is not None
+            else Fail("the broker accepted without an authentication in progress")
+        )
+        if isinstance(result, Success):
+            return ReauthenticationCompleted(properties) if connected else None
+        return self._auth_failed(result.reason, now)
+
+    def _auth_failed(self, reason: str, now: float) -> AuthenticationFailed:
+        self._auth_exchange = None
+        if self.state is State.CONNECTED or self.state is State.CONNECTING:
+            self._send(Disconnect(UNSPECIFIED_ERROR), now)
+        self.state = State.CLOSED
+        return AuthenticationFailed(reason or "authentication failed")
 
     def _resend(self, now: float) -> None:
         for out in self._inflight.values():

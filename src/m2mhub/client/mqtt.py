@@ -31,7 +31,9 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 
+from m2mhub.auth.enhanced import ClientAuthMethod
 from m2mhub.client.connection import (
+    AuthenticationFailed,
     ClientConnection,
     ConnackReceived,
     DisconnectReceived,
@@ -39,6 +41,7 @@ from m2mhub.client.connection import (
     KeepaliveTimeout,
     MessageReceived,
     PublishCompleted,
+    ReauthenticationCompleted,
     State,
     SubscribeCompleted,
     UnsubscribeCompleted,
@@ -56,6 +59,7 @@ from m2mhub.mqtt.packets import (
 from m2mhub.mqtt.reason_codes import connack_string, reason_string
 
 __all__ = [
+    "AuthenticationError",
     "ConnectionLostError",
     "ConnectionRefusedByBroker",
     "MQTTClient",
@@ -99,6 +103,12 @@ class ConnectionLostError(MQTTClientError):
         self.reason_code = reason_code
 
 
+class AuthenticationError(MQTTClientError):
+    """MQTT 5 enhanced authentication failed on the client's side: the method refused the
+    broker's data (for SCRAM-SHA-256: the broker could not prove it knows the password).
+    The client has sent DISCONNECT and closed."""
+
+
 class PublishFailed(MQTTClientError):
     """An MQTT 5 broker acknowledged a publish with a failure reason code (>= 0x80)."""
 
@@ -128,6 +138,7 @@ def random_client_id(prefix: str = "mosq-") -> str:
 
 
 _END = None  # put into the message queue when the connection ends
+_REAUTH = 0  # the waiter key of a re-authentication (message ids start at 1)
 
 
 class _Protocol(asyncio.Protocol):
@@ -226,6 +237,7 @@ class MQTTClient:
         timeout: float | None = None,
         bind_address: str | None = None,
         unix_path: str | None = None,
+        auth: ClientAuthMethod | None = None,
     ) -> bool:
         """Open the TCP connection, send CONNECT and wait for CONNACK; returns session present.
 
@@ -235,6 +247,11 @@ class MQTTClient:
         resent with DUP set once the broker accepts. Raises :class:`ConnectionRefusedByBroker`
         for a refusal, :class:`OSError` when the broker cannot be reached (for example
         ``ConnectionRefusedError``), :class:`ConnectionLostError` if it hangs up first.
+
+        ``auth`` (MQTT 5): an enhanced authentication method, e.g.
+        ``m2mhub.auth.scram.ScramSha256Client(user, password)``; a broker that does not know
+        it refuses with 0x8C, a wrong password gives 0x86 (SCRAM), and a broker that fails to
+        prove itself raises :class:`AuthenticationError`.
         """
         if self._transport is not None:
             raise MQTTClientError("already connected")
@@ -275,9 +292,10 @@ class MQTTClient:
                 will=will,
                 username=username,
                 password=password,
-                properties=properties or {},
+                properties=dict(properties or {}),
             ),
             loop.time(),
+            auth,
         )
         self._flush()
         try:
@@ -292,6 +310,19 @@ class MQTTClient:
         self.session_present = connack.session_present
         self._schedule_timer()
         return connack.session_present
+
+    async def reauthenticate(self, timeout: float | None = None) -> Properties:
+        """MQTT 5 re-authentication (AUTH 0x19) with the method given to :meth:`connect`;
+        returns the properties of the broker's AUTH 0x00. A refusal ends the connection
+        (:class:`ConnectionLostError` with the DISCONNECT reason code, e.g. 0x87)."""
+        conn = self._require()
+        waiter: asyncio.Future[object] = self._loop_().create_future()
+        conn.reauthenticate(self._now())
+        self._waiters[_REAUTH] = waiter
+        self._flush()
+        result = await asyncio.wait_for(waiter, timeout)
+        assert isinstance(result, dict)
+        return result
 
     async def disconnect(self, reason_code: int = 0, properties: Properties | None = None) -> None:
         """Send DISCONNECT (the broker then drops the will) and close; safe to call twice."""
@@ -502,6 +533,12 @@ class MQTTClient:
         elif isinstance(event, ConnackReceived):
             if self._connack is not None and not self._connack.done():
                 self._connack.set_result(event)
+        elif isinstance(event, ReauthenticationCompleted):
+            waiter = self._waiters.pop(_REAUTH, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(event.properties)
+        elif isinstance(event, AuthenticationFailed):
+            self._fail(AuthenticationError(event.reason))
         elif isinstance(event, DisconnectReceived):
             self._fail(
                 ConnectionLostError(

@@ -67,6 +67,7 @@ from m2mhub.mqtt.packets import (
     Connack,
     Connect,
     Disconnect,
+    PacketType,
     Pingreq,
     Puback,
     Pubcomp,
@@ -80,6 +81,7 @@ from m2mhub.mqtt.packets import (
     Unsubscribe,
     Will,
 )
+from m2mhub.mqtt.reason_codes import VALID_REASON_CODES
 from m2mhub.mqtt.topics import split_shared, validate_topic_name
 from m2mhub.store.retained import RetainedStore
 
@@ -1003,12 +1005,15 @@ class Broker:
             self._accept(conn, packet, flow.client_id, flow.assigned, flow.username, props, now)
         else:
             assert isinstance(step, Fail)
+            # A method's code that the packet cannot carry (0x86 in DISCONNECT) becomes 0x87.
+            kind = PacketType.DISCONNECT if connected else PacketType.CONNACK
+            code = step.reason_code if step.reason_code in VALID_REASON_CODES[kind] else 0x87
             if connected:
-                self._send_disconnect(conn, step.reason_code, step.reason)
+                self._send_disconnect(conn, code, step.reason)
             else:
                 packet = flow.pending
                 assert packet is not None
-                self._refuse(conn, packet, step.reason_code, flow.client_id, now, step.reason)
+                self._refuse(conn, packet, code, flow.client_id, now, step.reason)
             if log.notice:
                 log.write(f"Client {conn.name} disconnected, not authorised.")
             self._close(conn, now, publish_will=True)
