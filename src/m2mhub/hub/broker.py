@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from m2mhub.auth.enhanced import Continue, Fail, ServerAuthMethod, Step, Success
+from m2mhub.hub.aliases import OutboundAliases
 from m2mhub.hub.auth import Authenticator
 from m2mhub.hub.connection import CLOSED, CONNECTED, NEW, Connection, Sink
 from m2mhub.hub.enhanced_auth import (
@@ -174,6 +175,14 @@ def _is_utf8(payload: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def _remaining_length(packet_size: int) -> int:
+    """The Remaining Length of a packet of ``packet_size`` bytes (type byte and varint off)."""
+    for varint_bytes, below in ((1, 128), (2, 16384), (3, 2097152)):
+        if packet_size - 1 - varint_bytes < below:
+            return packet_size - 1 - varint_bytes
+    return packet_size - 5
 
 
 def _forwardable(properties: dict[int, Any]) -> dict[int, Any]:
@@ -901,6 +910,9 @@ class Broker:
         session.inflight_max = inflight_max
         if v5:
             conn.max_packet = int(packet.properties.get(PROP_MAXIMUM_PACKET_SIZE, 0))
+            alias_maximum = int(packet.properties.get(PROP_TOPIC_ALIAS_MAXIMUM, 0))
+            if alias_maximum:
+                conn.out_aliases = OutboundAliases(alias_maximum)
             if session.inbound:
                 # QoS 2 flows of an earlier connection do not count against this one's
                 # Receive Maximum (MQTT 5 4.9: the quota starts afresh on each connection).
@@ -1179,6 +1191,9 @@ class Broker:
         # nearly every fan-out needs just one.
         encoded: dict[tuple[bool, int, bool, tuple[int, ...] | None], tuple[bytes, bytes]] | None
         encoded = None
+        # Encodings for connections with server topic aliases, by (qos, retain, dup,
+        # subscription ids, alias, topic included?): shared while they use the same alias.
+        aliased: dict[tuple[Any, ...], tuple[bytes, bytes]] | None = None
         last_key: tuple[bool, int, bool, tuple[int, ...] | None] | None = None
         last_parts: tuple[bytes, bytes] = (b"", b"")
         message: Message | None = None
@@ -1240,6 +1255,35 @@ class Broker:
                         stats.publish_dropped += 1
                     continue
                 v5 = conn.protocol_level == MQTT_5
+                if v5 and conn.out_aliases is not None:
+                    # Fast path: the client knows the topic's alias and another client with
+                    # the same alias already had the short form encoded.
+                    alias = conn.out_aliases.by_topic.get(topic)
+                    if alias is not None and aliased is not None:
+                        short = aliased.get((0, r, False, sub_ids, alias, False))
+                        # (QoS 0 encodings are kept whole, as the head.)
+                        if short is not None and (
+                            not conn.max_packet or len(short[0]) <= conn.max_packet
+                        ):
+                            conn.out += short[0]
+                            sent += 1
+                            if not conn.dirty:
+                                self._mark_dirty(conn)
+                            if debug:
+                                self._log_sending(target, 0, False, 0, r, topic, payload)
+                            continue
+                    if forward is None:
+                        forward = _forwardable(properties)
+                    if aliased is None:
+                        aliased = {}
+                    if debug:
+                        self._log_sending(target, 0, False, 0, r, topic, payload)
+                    props = _with_ids(forward, sub_ids) or {}
+                    if self._send_aliased(
+                        target, conn, topic, payload, 0, r, False, 0, props, aliased, sub_ids
+                    ):
+                        sent += 1
+                    continue
                 key = (v5, 0, r, sub_ids if v5 else None)
                 if key == last_key:
                     parts = last_parts
@@ -1264,17 +1308,17 @@ class Broker:
                     parts = last_parts = found
                     last_key = key
                 if conn.max_packet and len(parts[0]) > conn.max_packet:
-                    stats.publish_dropped += 1  # 5.0: never exceed the client's maximum
+                    # 5.0: never more than the client's maximum (logged as mosquitto does).
+                    if debug:
+                        self._log_sending(target, 0, False, 0, r, topic, payload)
+                    self._too_large(target, len(parts[0]))
                     continue
                 conn.out += parts[0]
                 sent += 1
                 if not conn.dirty:
                     self._mark_dirty(conn)
                 if debug:
-                    self.log.write(
-                        f"Sending PUBLISH to {target.client_id} (d0, q0, r{int(r)}, m0, "
-                        f"'{topic}', ... ({len(payload)} bytes))"
-                    )
+                    self._log_sending(target, 0, False, 0, r, topic, payload)
                 continue
             if message is None:
                 message = self._message(topic, payload, qos, retain, properties)
@@ -1303,6 +1347,35 @@ class Broker:
             mid = target.allocate_mid()
             target.inflight[mid] = item
             v5 = conn.protocol_level == MQTT_5
+            if v5 and conn.out_aliases is not None:
+                alias = conn.out_aliases.by_topic.get(topic)
+                if alias is not None and aliased is not None:
+                    short = aliased.get((q, r, False, sub_ids, alias, False))
+                    if short is not None and (
+                        not conn.max_packet or len(short[0]) + 2 + len(short[1]) <= conn.max_packet
+                    ):
+                        out = conn.out
+                        out += short[0]
+                        out += mid.to_bytes(2, "big")
+                        out += short[1]
+                        sent += 1
+                        if not conn.dirty:
+                            self._mark_dirty(conn)
+                        if debug:
+                            self._log_sending(target, q, False, mid, r, topic, payload)
+                        continue
+                if forward is None:
+                    forward = _forwardable(properties)
+                if aliased is None:
+                    aliased = {}
+                if debug:
+                    self._log_sending(target, q, False, mid, r, topic, payload)
+                props = _with_ids(forward, sub_ids) or {}
+                if self._send_aliased(
+                    target, conn, topic, payload, q, r, False, mid, props, aliased, sub_ids
+                ):
+                    sent += 1
+                continue
             key = (v5, q, r, sub_ids if v5 else None)
             if key == last_key:
                 parts = last_parts
@@ -1327,7 +1400,9 @@ class Broker:
                 last_key = key
             if conn.max_packet and len(parts[0]) + 2 + len(parts[1]) > conn.max_packet:
                 del target.inflight[mid]
-                stats.publish_dropped += 1
+                if debug:
+                    self._log_sending(target, q, False, mid, r, topic, payload)
+                self._too_large(target, len(parts[0]) + 2 + len(parts[1]))
                 continue
             out = conn.out
             out += parts[0]
@@ -1337,10 +1412,7 @@ class Broker:
             if not conn.dirty:
                 self._mark_dirty(conn)
             if debug:
-                self.log.write(
-                    f"Sending PUBLISH to {target.client_id} (d0, q{q}, r{int(r)}, m{mid}, "
-                    f"'{topic}', ... ({len(payload)} bytes))"
-                )
+                self._log_sending(target, q, False, mid, r, topic, payload)
         if sent:
             stats.messages_sent += sent
             stats.publish_sent += sent
@@ -1387,54 +1459,180 @@ class Broker:
         message = item.message
         level = conn.protocol_level
         v5 = level == MQTT_5
+        qos = item.qos
+        if self.log.debug:
+            self._log_sending(session, qos, dup, mid, item.retain, message.topic, message.payload)
         # Queued copies of one message (fan-out to slow receivers) share one encoding.
         sub_ids = item.sub_ids if v5 else None
-        key = (v5, item.qos, item.retain, dup, sub_ids)
+        key = (v5, qos, item.retain, dup, sub_ids)
         wire = message.wire
         parts = wire.get(key) if wire is not None else None
-        if message.expires_at is not None and v5:
-            # 5.0: forward the time left, not the original interval. A message in flight
-            # that expired before its resend (which MQTT 5.0 4.4 still requires) says 1:
-            # 0 would read as "never expires" to mosquitto and to us.
-            left = max(1, math.ceil(message.expires_at - self._now))
-            with_left = {**_forwardable(message.properties), PROP_MESSAGE_EXPIRY: left}
-            if sub_ids:
-                with_left[PROP_SUBSCRIPTION_ID] = list(sub_ids)
-            parts = encode_publish_parts(
-                message.topic, message.payload, item.qos, item.retain, dup, with_left, level
-            )
-        elif parts is None:
-            props = _forwardable(message.properties) if v5 else None
-            if sub_ids:
-                props = {**(props or {}), PROP_SUBSCRIPTION_ID: list(sub_ids)}
-            parts = encode_publish_parts(
-                message.topic, message.payload, item.qos, item.retain, dup, props, level
-            )
-            if wire is None:
+        expiring = v5 and message.expires_at is not None
+        if parts is None or expiring or conn.out_aliases is not None:
+            props: dict[int, Any] | None = None
+            if v5:
+                props = _forwardable(message.properties)
+                if expiring:
+                    # 5.0: forward the time left, not the original interval. A message in
+                    # flight that expired before its resend (which MQTT 5.0 4.4 still
+                    # requires) says 1: 0 would read as "never expires" to mosquitto and to us.
+                    assert message.expires_at is not None
+                    left = max(1, math.ceil(message.expires_at - self._now))
+                    props = {**props, PROP_MESSAGE_EXPIRY: left}
+                if sub_ids:
+                    props = {**props, PROP_SUBSCRIPTION_ID: list(sub_ids)}
+            if wire is None and not expiring:
                 wire = message.wire = {}
-            wire[key] = parts
+            if conn.out_aliases is not None:
+                if not self._send_aliased(
+                    session,
+                    conn,
+                    message.topic,
+                    message.payload,
+                    qos,
+                    item.retain,
+                    dup,
+                    mid,
+                    props or {},
+                    None if expiring else wire,
+                    sub_ids,
+                ):
+                    return
+                self._count_sent(conn, len(message.payload))
+                return
+            parts = encode_publish_parts(
+                message.topic, message.payload, qos, item.retain, dup, props, level
+            )
+            if wire is not None and not expiring:
+                wire[key] = parts
         head, tail = parts
-        if conn.max_packet and len(head) + len(tail) + (2 if item.qos else 0) > conn.max_packet:
+        size = len(head) + len(tail) + (2 if qos else 0)
+        if conn.max_packet and size > conn.max_packet:
             session.inflight.pop(mid, None)
-            self.stats.publish_dropped += 1
+            self._too_large(session, size)
             return
         out = conn.out
         out += head
-        if item.qos:
+        if qos:
             out += mid.to_bytes(2, "big")
         out += tail
+        self._count_sent(conn, len(message.payload))
+
+    def _count_sent(self, conn: Connection, payload_size: int) -> None:
         stats = self.stats
         stats.messages_sent += 1
         stats.publish_sent += 1
-        stats.publish_bytes_sent += len(message.payload)
+        stats.publish_bytes_sent += payload_size
         if not conn.dirty:
             self._mark_dirty(conn)
-        if self.log.debug:
+
+    def _send_aliased(
+        self,
+        session: Session,
+        conn: Connection,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        dup: bool,
+        mid: int,
+        props: dict[int, Any],
+        cache: dict[tuple[Any, ...], tuple[bytes, bytes]] | None,
+        sub_ids: tuple[int, ...] | None,
+    ) -> bool:
+        """Write one PUBLISH to a 5.0 connection that lets the broker assign topic aliases.
+
+        A topic the client knows by alias goes as an empty name plus the alias; a new one as
+        name plus a new alias while there are free ones, else (or if that would exceed the
+        client's Maximum Packet Size) by name alone. The alias is recorded only once the
+        packet is written, so the client's table and ours never disagree. ``cache`` shares
+        encodings between connections that use the same alias for the topic. Returns False
+        when the packet was too large for the client and dropped (stats are the caller's).
+        """
+        aliases = conn.out_aliases
+        assert aliases is not None
+        limit = conn.max_packet
+        id_bytes = 2 if qos else 0
+        alias = aliases.get(topic)
+        new = alias is None
+        if alias is None:
+            alias = aliases.free()
+        parts: tuple[bytes, bytes] | None = None
+        if alias:
+            key = (qos, retain, dup, sub_ids, alias, new)
+            parts = cache.get(key) if cache is not None else None
+            if parts is None:
+                parts = encode_publish_parts(
+                    topic if new else "",
+                    payload,
+                    qos,
+                    retain,
+                    dup,
+                    {**props, PROP_TOPIC_ALIAS: alias},
+                    MQTT_5,
+                )
+                if not qos:
+                    parts = (parts[0] + parts[1], b"")  # one write for the fan-out's fast path
+                if cache is not None:
+                    cache[key] = parts
+            size = len(parts[0]) + len(parts[1]) + id_bytes
+            if limit and size > limit:
+                if not new:
+                    # The shortest form of this PUBLISH is already too large.
+                    session.inflight.pop(mid, None)
+                    self._too_large(session, size)
+                    return False
+                parts = None  # three bytes too many: try the name without an alias
+            elif new:
+                aliases.assign(topic, alias)
+        if parts is None:
+            key = (qos, retain, dup, sub_ids, 0, True)
+            parts = cache.get(key) if cache is not None else None
+            if parts is None:
+                parts = encode_publish_parts(topic, payload, qos, retain, dup, props, MQTT_5)
+                if cache is not None:
+                    cache[key] = parts
+            size = len(parts[0]) + len(parts[1]) + id_bytes
+            if limit and size > limit:
+                session.inflight.pop(mid, None)
+                self._too_large(session, size)
+                return False
+        out = conn.out
+        out += parts[0]
+        if qos:
+            out += mid.to_bytes(2, "big")
+        if parts[1]:
+            out += parts[1]
+        if not conn.dirty:
+            self._mark_dirty(conn)
+        return True
+
+    def _too_large(self, session: Session, size: int) -> None:
+        """A PUBLISH over the client's 5.0 Maximum Packet Size is dropped, never sent.
+
+        As mosquitto 2.0.11: a notice naming the remaining length (the packet without its
+        fixed header), and not counted in ``$SYS/broker/publish/messages/dropped``.
+        """
+        if self.log.notice:
             self.log.write(
-                f"Sending PUBLISH to {session.client_id} (d{int(dup)}, q{item.qos}, "
-                f"r{int(item.retain)}, m{mid}, '{message.topic}', ... "
-                f"({len(message.payload)} bytes))"
+                f"Dropping too large outgoing PUBLISH for {session.client_id} "
+                f"({_remaining_length(size)} bytes)"
             )
+
+    def _log_sending(
+        self,
+        session: Session,
+        qos: int,
+        dup: bool,
+        mid: int,
+        retain: bool,
+        topic: str,
+        payload: bytes,
+    ) -> None:
+        self.log.write(
+            f"Sending PUBLISH to {session.client_id} (d{int(dup)}, q{qos}, r{int(retain)}, "
+            f"m{mid}, '{topic}', ... ({len(payload)} bytes))"
+        )
 
     def _deliver(self, session: Session, item: Outgoing) -> None:
         """Send now if the window allows, else queue (QoS 0 offline is dropped unless queued)."""

@@ -9,6 +9,7 @@ from m2mhub.mqtt.packets import Will
 
 if TYPE_CHECKING:
     from m2mhub.hub.enhanced_auth import AuthFlow
+    from m2mhub.hub.aliases import OutboundAliases
     from m2mhub.hub.session import Session
 
 # Connection states.
@@ -45,6 +46,7 @@ class Connection:
         "listener_port",
         "max_packet",
         "out",
+        "out_aliases",
         "paused",
         "peer",
         "problem_info",
@@ -78,6 +80,8 @@ class Connection:
         self.timer_at = 0.0  # the live timer entry's time (older heap entries are stale)
         self.throttles = 0  # sessions currently holding back reading from this connection
         self.aliases: dict[int, str] | None = None  # MQTT 5 inbound topic aliases
+        # Topic aliases we assign to what we send (5.0 clients with Topic Alias Maximum > 0).
+        self.out_aliases: OutboundAliases | None = None
         self.max_packet = 0  # 5.0 client's Maximum Packet Size (0: the protocol's)
         # Inbound QoS 2 packet ids left over from an earlier connection of the session.
         self.inherited: set[int] | None = None

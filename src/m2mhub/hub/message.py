@@ -28,11 +28,10 @@ class Message:
         self.properties: dict[int, Any] = properties if properties is not None else {}
         # MQTT 5 Message Expiry: when the broker must stop delivering it (None: never).
         self.expires_at: float | None = None
-        # Encoded PUBLISH parts by (5.0?, qos, retain, dup, subscription ids), filled when
-        # sent from a queue.
-        self.wire: (
-            dict[tuple[bool, int, bool, bool, tuple[int, ...] | None], tuple[bytes, bytes]] | None
-        ) = None
+        # Encoded PUBLISH parts, filled when sent from a queue: by (5.0?, qos, retain, dup,
+        # subscription ids), and for connections with server topic aliases by (qos, retain,
+        # dup, subscription ids, alias, topic name included?).
+        self.wire: dict[tuple[Any, ...], tuple[bytes, bytes]] | None = None
 
     def __repr__(self) -> str:
         return f"Message({self.topic!r}, {self.payload!r}, qos={self.qos}, retain={self.retain})"
