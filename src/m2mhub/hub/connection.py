@@ -8,8 +8,8 @@ from m2mhub.mqtt.codec import PacketReader
 from m2mhub.mqtt.packets import Will
 
 if TYPE_CHECKING:
-    from m2mhub.hub.enhanced_auth import AuthFlow
     from m2mhub.hub.aliases import OutboundAliases
+    from m2mhub.hub.enhanced_auth import AuthFlow
     from m2mhub.hub.session import Session
 
 # Connection states.
