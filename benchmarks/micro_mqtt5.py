@@ -10,6 +10,8 @@ them is measured. Property sets (64-byte payloads, topic ``bench/topic/0001``):
   Properties (what Home Assistant-style publishers add);
 - ``full``: ``typical`` plus Payload Format Indicator 1, Response Topic and Correlation Data.
 
+"as received": the properties of a decoded PUBLISH, which a broker forwards unchanged.
+
 Codec rows: decoding 1000 PUBLISH packets through PacketReader (64 KiB reads) and
 ``encode_publish_parts``. Broker rows drive the sans-IO ``Broker`` with bytes, as the network
 shell would, and count deliveries: fan-in (1 publisher, 1 subscriber), fan-out (1 publisher,
@@ -28,7 +30,7 @@ from typing import Any
 from m2mhub.hub.broker import Broker
 from m2mhub.hub.log import BrokerLog
 from m2mhub.hub.settings import BrokerSettings
-from m2mhub.mqtt.codec import PacketReader, encode, encode_publish_parts
+from m2mhub.mqtt.codec import PacketReader, decode, encode, encode_publish_parts
 from m2mhub.mqtt.packets import Connect, Publish, Subscribe, SubscriptionOptions
 
 PAYLOAD = b"x" * 64
@@ -92,7 +94,13 @@ def decode_case(qos: int, props: dict[int, Any]) -> Callable[[], int]:
     return run
 
 
-def parts_case(qos: int, props: dict[int, Any]) -> Callable[[], int]:
+def parts_case(qos: int, props: dict[int, Any], decoded: bool = False) -> Callable[[], int]:
+    """Encode for sending; ``decoded``: the properties as a received PUBLISH has them."""
+    if decoded:
+        packet = decode(encode(Publish(TOPIC, PAYLOAD, qos, packet_id=1, properties=props), 5), 5)
+        assert isinstance(packet, Publish)
+        props = packet.properties
+
     def run() -> int:
         for _ in range(BATCH):
             encode_publish_parts(TOPIC, PAYLOAD, qos, False, False, props, 5)
@@ -203,6 +211,9 @@ def main() -> None:
             cases.append((f"decode PUBLISH 5.0 qos{qos} props={name}", decode_case(qos, props)))
     for name, props in PROPERTY_SETS.items():
         cases.append((f"encode_publish_parts 5.0 qos1 props={name}", parts_case(1, props)))
+        if props:
+            cases.append((f"encode_publish_parts 5.0 qos1 props={name}, as received",
+                          parts_case(1, props, decoded=True)))  # fmt: skip
     for name, props in PROPERTY_SETS.items():
         for qos in (0, 1):
             cases.append((f"broker fan-in 1->1 qos{qos} props={name}",

@@ -189,9 +189,14 @@ def _forwardable(properties: dict[int, Any]) -> dict[int, Any]:
     """The PUBLISH properties a subscriber gets: all but this hop's, in the order received.
 
     A Message Expiry Interval of 0 means "does not expire" (as mosquitto reads it), so it is
-    not sent on, as if absent.
+    not sent on, as if absent. With nothing to leave out this is the dict itself, so that a
+    decoded PUBLISH's properties are sent on as the bytes they came in (PublishProperties).
     """
-    if not properties:
+    if not properties or (
+        PROP_TOPIC_ALIAS not in properties
+        and PROP_SUBSCRIPTION_ID not in properties
+        and properties.get(PROP_MESSAGE_EXPIRY) != 0
+    ):
         return properties
     return {
         k: v

@@ -88,6 +88,7 @@ from m2mhub.mqtt.topics import split_shared, validate_topic_filter
 __all__ = [
     "MAX_REMAINING_LENGTH",
     "PacketReader",
+    "PublishProperties",
     "decode",
     "encode",
     "encode_publish_parts",
@@ -115,6 +116,30 @@ _VARINT_1: Final = [bytes((i,)) for i in range(128)]
 
 # Required fixed-header flags for every type but PUBLISH (3.1.1 and 5.0).
 _FIXED_FLAGS: Final = (None, 0, 0, None, 0, 0, 2, 0, 2, 0, 2, 0, 0, 0, 0, 0)
+
+
+class PublishProperties(dict[int, Any]):
+    """The properties of a decoded 5.0 PUBLISH, remembering their bytes on the wire.
+
+    A broker forwards PUBLISH properties unchanged, so encoding the same dict again would only
+    reproduce the bytes it was decoded from. The decoder returns this dict (instead of a plain
+    one) when re-encoding would give exactly those bytes: no Topic Alias or Subscription
+    Identifier (which are not forwarded) and every repeated property (User Property) in one
+    run. ``encode_publish_parts`` then copies the bytes instead of encoding the properties.
+
+    It is an ordinary dict otherwise. The bytes are used only while the dict still equals what
+    was decoded (User Property list included), so changing it in any way falls back to
+    encoding it.
+    """
+
+    __slots__ = ("_block", "_decoded")
+
+    _block: bytes
+    _decoded: dict[int, Any]
+
+    def wire_block(self) -> bytes | None:
+        """Property Length and properties as received, or None if the dict was changed."""
+        return self._block if dict.__eq__(self, self._decoded) else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -248,9 +273,12 @@ def encode_publish_parts(
     if tlen > 0xFFFF:
         raise ValueError("topic longer than 65535 bytes")
     if protocol_level == MQTT_5:
-        tail = (_encode_properties(properties, PacketType.PUBLISH) if properties else b"\x00") + (
-            payload
-        )
+        if not properties:
+            tail = b"\x00" + payload
+        elif type(properties) is PublishProperties and (block := properties.wire_block()):
+            tail = block + payload  # forwarded unchanged: the bytes it was decoded from
+        else:
+            tail = _encode_properties(properties, PacketType.PUBLISH) + payload
     else:
         tail = payload
     remaining = 2 + tlen + len(tail) + (2 if qos else 0)
@@ -504,6 +532,16 @@ def _read_varint(buf: _Buf, p: int, end: int, what: str) -> tuple[int, int]:
 
 
 def _read_properties(buf: _Buf, p: int, end: int, packet_type: int) -> tuple[Properties, int]:
+    props, p, _ = _read_properties_at(buf, p, end, packet_type)
+    return props, p
+
+
+def _read_properties_at(
+    buf: _Buf, p: int, end: int, packet_type: int
+) -> tuple[Properties, int, int]:
+    """Properties, the position after them, and where the first one starts (after Property
+    Length); -1 instead of that start when a repeated property was not in one run, that is
+    when encoding the dict would not reproduce the bytes."""
     if p < end and buf[p] < 0x80:  # a one-byte property length, nearly always
         pend = p + 1 + buf[p]
         p += 1
@@ -514,6 +552,8 @@ def _read_properties(buf: _Buf, p: int, end: int, packet_type: int) -> tuple[Pro
         raise _truncated("properties")
     props: Properties = {}
     type_by_id = _TYPE_BY_ID
+    start = p
+    last_id = -1
     while p < pend:
         prop_id = buf[p]
         prop = PROPERTY_BY_ID[prop_id] if prop_id < 0x80 else None
@@ -581,11 +621,14 @@ def _read_properties(buf: _Buf, p: int, end: int, packet_type: int) -> tuple[Pro
                 props[prop_id] = [value]
             else:
                 existing.append(value)
+                if last_id != prop_id:
+                    start = -1  # interleaved: the dict keeps one run per property
         elif prop_id in props:
             raise MalformedPacket(f"{prop.name} included more than once")
         else:
             props[prop_id] = value
-    return props, pend
+        last_id = prop_id
+    return props, pend, start
 
 
 def _no_trailing(p: int, end: int, what: str) -> None:
@@ -643,6 +686,22 @@ def _decode_topic_name(raw: _Buf) -> str:
     return topic
 
 
+_TOPIC_ALIAS: Final = int(PropertyId.TOPIC_ALIAS)
+_SUBSCRIPTION_ID: Final = int(PropertyId.SUBSCRIPTION_IDENTIFIER)
+_USER_PROPERTY: Final = int(PropertyId.USER_PROPERTY)
+
+
+def _with_wire(props: Properties, raw: _Buf) -> PublishProperties:
+    wired = PublishProperties(props)
+    n = len(raw)
+    wired._block = (_VARINT_1[n] if n < 128 else _varint(n)) + raw
+    user = props.get(_USER_PROPERTY)
+    if user is not None:
+        props[_USER_PROPERTY] = list(user)  # its own copy: a change to the list shows
+    wired._decoded = props
+    return wired
+
+
 def _decode_publish(buf: _Buf, flags: int, p: int, end: int, level: int) -> Publish:
     qos = (flags >> 1) & 3
     if qos == 3:
@@ -672,7 +731,10 @@ def _decode_publish(buf: _Buf, flags: int, p: int, end: int, level: int) -> Publ
             props: Properties = {}
             p += 1
         else:
-            props, p = _read_properties(buf, p, end, PacketType.PUBLISH)
+            props, q, start = _read_properties_at(buf, p, end, PacketType.PUBLISH)
+            if start >= 0 and props and _TOPIC_ALIAS not in props and _SUBSCRIPTION_ID not in props:
+                props = _with_wire(props, buf[start:q])
+            p = q
         if not topic and PropertyId.TOPIC_ALIAS not in props:
             raise TopicNameInvalid("empty PUBLISH topic without a topic alias")
     else:
