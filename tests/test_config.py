@@ -63,7 +63,6 @@ def test_unknown_line_names_file_line_and_variable() -> None:
 @pytest.mark.parametrize(
     "line",
     [
-        "acl_file /etc/acl",
         "cafile /etc/ca.pem",
         "certfile /etc/cert.pem",
         "keyfile /etc/key.pem",
@@ -136,6 +135,13 @@ def test_bad_listener_lines(line: str, message: str) -> None:
 
 def test_duplicate_listener_is_an_error() -> None:
     assert "Duplicate listener on port 1884" in str(error("listener 1884\nlistener 1884\n"))
+
+
+def test_acl_file_is_kept_for_the_hub_and_may_appear_once() -> None:
+    assert settings("listener 1884\nacl_file /etc/m2mhub/acl\n").acl_file == "/etc/m2mhub/acl"
+    assert settings("listener 1884\n").acl_file is None
+    exc = error("acl_file /a\nacl_file /b\n")
+    assert str(exc) == "test.conf:2: Duplicate acl_file value in configuration."  # as mosquitto
 
 
 def test_once_a_listener_exists_anonymous_defaults_to_false() -> None:

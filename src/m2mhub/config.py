@@ -51,7 +51,6 @@ DURATION_UNITS = {"h": 3600, "d": 86400, "w": 7 * 86400, "m": 30 * 86400, "y": 3
 UNSUPPORTED = frozenset(
     {
         # security
-        "acl_file",
         "allow_duplicate_messages",
         "allow_zero_length_clientid",
         "auth_plugin",
@@ -194,6 +193,7 @@ class _Parser:
             "socket_domain": self._socket_domain,
             "allow_anonymous": self._allow_anonymous,
             "password_file": self._password_file,
+            "acl_file": self._acl_file,
             "auto_id_prefix": self._str_setter("auto_id_prefix"),
             "max_queued_messages": self._int_setter("max_queued_messages", 0),
             "max_queued_bytes": self._int_setter("max_queued_bytes", 0),
@@ -397,6 +397,11 @@ class _Parser:
 
     def _password_file(self, value: str) -> None:
         self.settings.password_file = value
+
+    def _acl_file(self, value: str) -> None:
+        if self.settings.acl_file is not None:
+            raise ConfigError("Duplicate acl_file value in configuration.")
+        self.settings.acl_file = value
 
     def _per_listener_settings(self, value: str) -> None:
         if self.parse_bool(value):

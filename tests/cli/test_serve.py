@@ -192,10 +192,10 @@ def test_config_file_errors_stop_start_up_with_file_and_line(tmp_path: Path) -> 
 
 
 def test_unsupported_config_line_is_named(tmp_path: Path) -> None:
-    conf = write_conf(tmp_path, f"listener {free_tcp_port()}", "acl_file /etc/mosquitto/acl")
+    conf = write_conf(tmp_path, f"listener {free_tcp_port()}", "psk_file /etc/mosquitto/psk")
     result = run_serve("-c", str(conf))
     assert result.returncode == 3
-    assert f"Error: {conf}:2: 'acl_file' is not supported by m2mhub yet." in result.stderr
+    assert f"Error: {conf}:2: 'psk_file' is not supported by m2mhub yet." in result.stderr
 
 
 def test_missing_config_file(tmp_path: Path) -> None:
@@ -306,6 +306,35 @@ def test_missing_password_file_exits_1(tmp_path: Path) -> None:
     assert "Error: Unable to open pwfile" in result.stderr
 
 
+def test_bad_acl_file_line_exits_3_with_file_and_line(tmp_path: Path) -> None:
+    acl = tmp_path / "acl"
+    acl.write_text("topic read a/#\ntopic frob b\n")
+    conf = write_conf(tmp_path, f"listener {free_tcp_port()} 127.0.0.1", f"acl_file {acl}")
+    result = run_serve("-c", str(conf), "--no-coap")
+    assert result.returncode == 3  # mosquitto: 3 too
+    assert f'Error: {acl}:2: Invalid topic access type "frob".' in result.stderr
+    assert "running" not in result.stderr
+
+
+def test_missing_acl_file_exits_1(tmp_path: Path) -> None:
+    acl = tmp_path / "nope"
+    conf = write_conf(tmp_path, f"listener {free_tcp_port()} 127.0.0.1", f"acl_file {acl}")
+    result = run_serve("-c", str(conf), "--no-coap")
+    assert result.returncode == 1  # like a missing password_file (mosquitto: 13 for both)
+    assert f"Error: {acl}: Unable to open acl_file: No such file or directory." in result.stderr
+
+
+def test_acl_pattern_warning_is_logged(tmp_path: Path) -> None:
+    acl = tmp_path / "acl"
+    acl.write_text("pattern read foo\n")
+    port = free_tcp_port()
+    conf = write_conf(tmp_path, f"listener {port} 127.0.0.1", f"acl_file {acl}")
+    with serve("-c", str(conf), "--no-coap") as proc:
+        proc.wait_for_line(f"{VERSION_LINE} running")
+        assert "Warning: ACL pattern 'foo' does not contain '%c' or '%u'." in proc.output()
+        assert terminate(proc) == 0
+
+
 # ---------------------------------------------------------------------- the CoAP face
 
 
@@ -387,6 +416,47 @@ def test_sighup_reloads_the_password_file(tmp_path: Path) -> None:
         proc.popen.send_signal(signal.SIGHUP)
         proc.wait_for_line("Reloading config.", start=mark)
         assert publish_as_bob() == 0
+        assert terminate(proc) == 0
+
+
+@pytest.mark.interop
+def test_sighup_reloads_the_acl_file(tmp_path: Path) -> None:
+    pub = require("mosquitto_pub")
+    acl = tmp_path / "acl"
+    acl.write_text("topic read t\n")
+    port = free_tcp_port()
+    conf = write_conf(
+        tmp_path, f"listener {port} 127.0.0.1", "allow_anonymous true", f"acl_file {acl}"
+    )
+
+    def publish() -> str:
+        done = subprocess.run(
+            [pub, "-p", str(port), "-t", "t", "-m", "m", "-q", "1", "-V", "5"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stderr
+
+    with serve("-c", str(conf), "--no-coap", "-v") as proc:
+        proc.wait_for_line(f"{VERSION_LINE} running")
+        assert publish() == "Warning: Publish 1 failed: Not authorized.\n"
+        acl.write_text("topic readwrite t\n")
+        mark = len(proc.lines)
+        proc.popen.send_signal(signal.SIGHUP)
+        proc.wait_for_line("Reloading config.", start=mark)
+        assert publish() == ""
+        # A file that became bad keeps the rules in force, and says why.
+        acl.write_text("topic frob t\n")
+        mark = len(proc.lines)
+        proc.popen.send_signal(signal.SIGHUP)
+        proc.wait_for_line(
+            f'Error: {acl}:1: Invalid topic access type "frob". '
+            "Keeping the previous access control lists.",
+            start=mark,
+        )
+        assert publish() == ""
         assert terminate(proc) == 0
 
 

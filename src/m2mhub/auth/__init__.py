@@ -1,4 +1,5 @@
-"""Client authentication: mosquitto password files (``password_file``)."""
+"""Client authentication (mosquitto password files, ``password_file``); access control lists
+(``acl_file``) are in :mod:`m2mhub.auth.acl`."""
 
 from m2mhub.auth.password_file import (
     PasswordFile,

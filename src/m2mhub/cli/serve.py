@@ -3,8 +3,8 @@
     m2mhub serve [-c FILE] [-p PORT]... [-v] [--coap-port N] [--no-coap] [-h|--help]
 
 Exit codes follow mosquitto 2.0: 0 after a clean shutdown (SIGINT/SIGTERM), 1 when the hub
-cannot start (a port in use, an unreadable password file), 3 for a bad command line or a
-bad configuration file.
+cannot start (a port in use, an unreadable password or ACL file), 3 for a bad command line,
+a bad configuration file or a bad line in the ACL file.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from m2mhub import __version__
 from m2mhub.auth import PasswordFile, PasswordFileAuthenticator, PasswordFileError
+from m2mhub.auth.acl import AclError, AclFile, AclFileAuthorizer
 from m2mhub.auth.scram import ScramCredentials, ScramSha256
 from m2mhub.cli._serve_trace import ServeTracer
 from m2mhub.cli._trace_output import TRACE_FLAGS, trace_style
@@ -263,6 +264,8 @@ class _Hub:
         self.stop = asyncio.Event()
         self.pid_written = False
         self.authenticator: PasswordFileAuthenticator | None = None
+        self.authorizer: AclFileAuthorizer | None = None
+        self.broker: Broker | None = None
 
     def notice(self, text: str) -> None:
         if self.log.notice:
@@ -299,9 +302,27 @@ class _Hub:
             return None
         return self.authenticator.passwords.scram_credentials(username)
 
+    def _authorizer(self) -> AclFileAuthorizer | None:
+        path = self.settings.acl_file
+        if path is None:
+            return None
+        try:
+            acl = AclFile.load(path)
+        except AclError as exc:
+            # A bad line is a bad configuration (exit 3, as mosquitto); no file, a failed start.
+            raise _StartError(
+                str(exc), EXIT_BAD_CONFIG if exc.line is not None else EXIT_START_FAILED
+            ) from None
+        for warning in acl.warnings:
+            self.warning(warning)
+        self.authorizer = AclFileAuthorizer(acl, self.notice)
+        return self.authorizer
+
     def reload(self) -> None:
-        """SIGHUP: re-read the password file, as mosquitto does; other settings stay."""
+        """SIGHUP: re-read the password file and the ACL file, as mosquitto does; other
+        settings stay."""
         self.notice("Reloading config.")
+        self._reload_acl()
         path = self.settings.password_file
         if self.authenticator is None or path is None:
             return
@@ -313,6 +334,20 @@ class _Hub:
         for problem in passwords.problems:
             self.error(problem)
         self.authenticator.passwords = passwords
+
+    def _reload_acl(self) -> None:
+        path = self.settings.acl_file
+        if self.authorizer is None or self.broker is None or path is None:
+            return
+        try:
+            acl = AclFile.load(path)
+        except AclError as exc:
+            self.error(f"{exc} Keeping the previous access control lists.")
+            return
+        for warning in acl.warnings:
+            self.warning(warning)
+        self.authorizer.acl = acl
+        self.broker.set_authorizer(self.authorizer)  # forgets the answers cached for the old
 
     def _write_pid_file(self) -> None:
         path = self.settings.pid_file
@@ -362,6 +397,7 @@ class _Hub:
                 tracer = ServeTracer(options.trace, pcap_out)
                 server.tap = tracer
             authenticator = self._authenticator()
+            authorizer = self._authorizer()
             self._write_pid_file()
             if self.settings.local_only:
                 self.warning(
@@ -378,10 +414,13 @@ class _Hub:
                 authenticator=authenticator,
                 now=loop.time(),
                 client_id_factory=client_id_factory(self.settings.auto_id_prefix),
+                authorizer=authorizer,
             )
             if authenticator is not None:
                 # MQTT 5 enhanced authentication for the password file's SCRAM entries.
                 broker.add_auth_method(ScramSha256(self._scram_credentials))
+
+            self.broker = broker
             addresses = mqtt_addresses(self.settings, self.options.ports)
             attempted = True
             try:
@@ -396,7 +435,7 @@ class _Hub:
             return EXIT_OK
         except _StartError as exc:
             self.error(str(exc), fatal=True)
-            return EXIT_START_FAILED
+            return exc.exit_code
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
@@ -426,6 +465,10 @@ class _Hub:
 
 class _StartError(Exception):
     """The hub cannot start (the message is printed after ``Error: ``)."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_START_FAILED) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def _run_loop(main: Callable[[], Awaitable[int]]) -> int:

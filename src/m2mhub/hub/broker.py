@@ -38,7 +38,7 @@ from typing import Any, Protocol
 
 from m2mhub.auth.enhanced import Continue, Fail, ServerAuthMethod, Step, Success
 from m2mhub.hub.aliases import OutboundAliases
-from m2mhub.hub.auth import Authenticator
+from m2mhub.hub.auth import READ, SUBSCRIBE, WRITE, Authenticator, Authorizer
 from m2mhub.hub.connection import CLOSED, CONNECTED, NEW, Connection, Sink
 from m2mhub.hub.enhanced_auth import (
     AUTHENTICATION_DATA,
@@ -52,7 +52,7 @@ from m2mhub.hub.session import AWAIT_ACK, AWAIT_COMP, Outgoing, Session
 from m2mhub.hub.settings import BrokerSettings
 from m2mhub.hub.shared import GROUP_OPTIONS, SharedGroup
 from m2mhub.hub.stats import Stats
-from m2mhub.hub.topic_tree import TopicTree
+from m2mhub.hub.topic_tree import Match, TopicTree
 from m2mhub.mqtt.codec import encode, encode_publish_parts
 from m2mhub.mqtt.errors import (
     MalformedPacket,
@@ -83,7 +83,7 @@ from m2mhub.mqtt.packets import (
     Will,
 )
 from m2mhub.mqtt.reason_codes import VALID_REASON_CODES
-from m2mhub.mqtt.topics import split_shared, validate_topic_name
+from m2mhub.mqtt.topics import split_shared, topic_matches, validate_topic_name
 from m2mhub.store.retained import RetainedStore
 
 # A 5.0 Session Expiry Interval of 0xFFFFFFFF means the session never expires.
@@ -139,6 +139,12 @@ SERVER_SHUTTING_DOWN = 0x8B
 KEEP_ALIVE_TIMEOUT = 0x8D
 SESSION_TAKEN_OVER = 0x8E
 PAYLOAD_FORMAT_INVALID = 0x99
+
+# Authorizer answers kept per session and kind (read, write) before the cache starts afresh.
+ACL_CACHE_LIMIT = 1024
+
+# The only $SYS topics a client may publish to (mosquitto: bridge state notifications).
+_WRITABLE_SYS = "$SYS/broker/connection/+/state"
 
 # Properties that belong to one hop and are not forwarded to subscribers.
 _NOT_FORWARDED = (PROP_TOPIC_ALIAS, PROP_SUBSCRIPTION_ID)
@@ -217,6 +223,7 @@ class Broker:
         wakeup: Callable[[], None] | None = None,
         client_id_factory: Callable[[], str] | None = None,
         auth_methods: Iterable[ServerAuthMethod] = (),
+        authorizer: Authorizer | None = None,
     ) -> None:
         self.settings = settings
         self.log = log
@@ -225,6 +232,8 @@ class Broker:
         self.auth_methods: dict[str, ServerAuthMethod] = {}
         for method in auth_methods:
             self.add_auth_method(method)
+        # None: every client may read and write every topic (but $SYS, see _may_write).
+        self.authorizer = authorizer
         self.wakeup = wakeup
         # Optional: bytes of memory in use, for $SYS/broker/heap/* (the shell supplies it;
         # the core itself reads nothing from the OS).
@@ -520,6 +529,59 @@ class Broker:
         """Forget the retained message of ``topic``; False if there was none."""
         return self.retained_store.clear(topic)
 
+    def set_authorizer(self, authorizer: Authorizer | None) -> None:
+        """Use ``authorizer`` from now on (e.g. ACLs re-read on SIGHUP), forgetting every
+        cached answer. Messages already queued for a client stay queued."""
+        self.authorizer = authorizer
+        for session in self.sessions.values():
+            session.readable = session.writable = None
+
+    # ------------------------------------------------------------------ access control
+
+    def _may_read(self, session: Session, topic: str) -> bool:
+        """Whether a message on ``topic`` may be delivered to ``session`` (authorizer set)."""
+        cache = session.readable
+        if cache is None:
+            cache = session.readable = {}
+        allowed = cache.get(topic)
+        if allowed is None:
+            assert self.authorizer is not None
+            allowed = self.authorizer.check(session.client_id, session.username, topic, READ)
+            if len(cache) >= ACL_CACHE_LIMIT:
+                cache.clear()
+            cache[topic] = allowed
+        return allowed
+
+    def _may_write(self, session: Session, topic: str) -> bool:
+        """Whether ``session``'s client may publish to ``topic`` (or have its will sent there).
+
+        Like mosquitto, clients never publish to ``$SYS`` (bar bridge state topics) or to a
+        ``$share/`` topic, whatever the authorizer says.
+        """
+        if topic[:1] == "$" and (
+            topic.startswith("$share")
+            or (topic.startswith("$SYS") and not topic_matches(_WRITABLE_SYS, topic))
+        ):
+            return False
+        if self.authorizer is None:
+            return True
+        cache = session.writable
+        if cache is None:
+            cache = session.writable = {}
+        allowed = cache.get(topic)
+        if allowed is None:
+            allowed = self.authorizer.check(session.client_id, session.username, topic, WRITE)
+            if len(cache) >= ACL_CACHE_LIMIT:
+                cache.clear()
+            cache[topic] = allowed
+        return allowed
+
+    def _readable(self, matches: list[Match], topic: str) -> list[Match]:
+        """The matches whose session may read ``topic``; internal subscribers always may, and
+        a shared group's member is checked once picked."""
+        may_read = self._may_read
+        return [m for m in matches if type(m[0]) is not Session or may_read(m[0], topic)]
+
     # ------------------------------------------------------------------ errors and closing
 
     def _fail(self, conn: Connection, exc: MQTTError, now: float) -> None:
@@ -592,10 +654,12 @@ class Broker:
                 # 5.0: sent after the delay unless the client is back by then.
                 heapq.heappush(self._wills, (now + delay, next(self._seq), session, now, will))
             else:
-                self._publish_will(will)
+                self._publish_will(will, session)
         self._flush_if_no_shell()
 
-    def _publish_will(self, will: Will) -> None:
+    def _publish_will(self, will: Will, session: Session | None) -> None:
+        if session is not None and not self._may_write(session, will.topic):
+            return  # as mosquitto: not sent, and nothing logged
         properties = {k: v for k, v in will.properties.items() if k != PROP_WILL_DELAY}
         self._route(
             will.topic,
@@ -616,7 +680,7 @@ class Broker:
                 and session.connection is None
                 and session.disconnected_at == gone_at
             ):
-                self._publish_will(will)
+                self._publish_will(will, session)
 
     def _wills_of_ending_session(self, session: Session) -> None:
         """A session that ends sends its delayed will now (MQTT 5: whichever comes first)."""
@@ -625,7 +689,7 @@ class Broker:
         keep = []
         for entry in self._wills:
             if entry[2] is session and session.disconnected_at == entry[3]:
-                self._publish_will(entry[4])
+                self._publish_will(entry[4], session)
             else:
                 keep.append(entry)
         heapq.heapify(keep)
@@ -904,6 +968,9 @@ class Broker:
             self.sessions[client_id] = session
         session.persistent = persistent
         session.expiry_interval = expiry_interval
+        if session.username != packet.username:  # the authorizer's answers were for another
+            session.username = packet.username
+            session.readable = session.writable = None
         session.protocol_level = level
         session.connection = conn
         session.disconnected_at = None
@@ -1057,11 +1124,6 @@ class Broker:
             topic = self._resolve_alias(conn, topic, properties[PROP_TOPIC_ALIAS])
         log = self.log
         mid = packet.packet_id or 0
-        if log.debug:
-            log.write(
-                f"Received PUBLISH from {conn.client_id} (d{int(packet.dup)}, q{qos}, "
-                f"r{int(packet.retain)}, m{mid}, '{topic}', ... ({len(payload)} bytes))"
-            )
         if packet.retain and not self.settings.retain_available:
             raise MQTTError("retain is not supported", 0x9A)
         limit = self._size_limit
@@ -1092,6 +1154,18 @@ class Broker:
                 )
             self._send_ack(conn, Puback if qos == 1 else Pubrec, mid, 0x99)
             return
+        if self.authorizer is not None or topic[:1] == "$":
+            session = conn.session
+            assert session is not None
+            if not self._may_write(session, topic):
+                self._deny_publish(conn, packet, topic)
+                return
+        # (Like mosquitto's, this line is only for a PUBLISH that was not dropped or denied.)
+        if log.debug:
+            log.write(
+                f"Received PUBLISH from {conn.client_id} (d{int(packet.dup)}, q{qos}, "
+                f"r{int(packet.retain)}, m{mid}, '{topic}', ... ({len(payload)} bytes))"
+            )
         if qos == 0:
             self._route(topic, payload, 0, packet.retain, properties, conn.session)
         elif qos == 1:
@@ -1123,6 +1197,21 @@ class Broker:
             raise ProtocolError(
                 f"more than {self._max_inflight} unacknowledged QoS 2 messages", 0x93
             )
+
+    def _deny_publish(self, conn: Connection, packet: Publish, topic: str) -> None:
+        """The client may not publish to ``topic``: 0x87 in PUBACK/PUBREC (5.0; a plain ack
+        before), the message dropped, one debug line -- all as mosquitto does."""
+        mid = packet.packet_id or 0
+        qos = packet.qos
+        if self.log.debug:
+            self.log.write(
+                f"Denied PUBLISH from {conn.client_id} (d{int(packet.dup)}, q{qos}, "
+                f"r{int(packet.retain)}, m{mid}, '{topic}', ... ({len(packet.payload)} bytes))"
+            )
+        if qos == 1:
+            self._send_ack(conn, Puback, mid, 0x87)
+        elif qos == 2:
+            self._send_ack(conn, Pubrec, mid, 0x87)
 
     def _resolve_alias(self, conn: Connection, topic: str, alias: Any) -> str:
         if not 0 < int(alias) <= TOPIC_ALIAS_MAXIMUM:
@@ -1192,6 +1281,8 @@ class Broker:
         matches = self.tree.match(topic)
         if not matches:
             return
+        if self.authorizer is not None:
+            matches = self._readable(matches, topic)
         # Encodings by (5.0?, qos, retain); the last one used is kept in locals because
         # nearly every fan-out needs just one.
         encoded: dict[tuple[bool, int, bool, tuple[int, ...] | None], tuple[bytes, bytes]] | None
@@ -1213,6 +1304,8 @@ class Broker:
                 if type(target) is SharedGroup:
                     group = target
                     target = group.pick()
+                    if self.authorizer is not None and not self._may_read(target, topic):
+                        continue  # as mosquitto: the member picked may not read it; dropped
                     options = group.options[target]
                     sub_qos = options.qos
                     member_id = group.ids.get(target)
@@ -1826,6 +1919,13 @@ class Broker:
             qos = min(options.qos, 2)
             if log.debug:
                 log.write(f"\t{topic_filter} (QoS {qos})")
+            if self.authorizer is not None and not self.authorizer.check(
+                client_id, session.username, topic_filter, SUBSCRIBE
+            ):
+                # As mosquitto: 3.1 has no failure code, so it gets its QoS, unsubscribed.
+                level = conn.protocol_level
+                codes.append(0x87 if level == MQTT_5 else qos if level == MQTT_3_1 else 0x80)
+                continue
             if topic_filter.startswith("$share/"):
                 group_name, shared_filter = split_shared(topic_filter)
                 if not group_name or not shared_filter or "+" in group_name or "#" in group_name:
@@ -1849,6 +1949,7 @@ class Broker:
         if log.debug:
             log.write(f"Sending SUBACK to {client_id}")
         retained_ids = (sub_id,) if sub_id is not None else None
+        check = self.authorizer is not None
         for topic_filter, qos, existed, options in granted:
             handling = options.retain_handling
             if handling == 2 or (handling == 1 and existed):
@@ -1856,6 +1957,8 @@ class Broker:
             for message in list(self.retained_store.matching(topic_filter)):
                 if message.expires_at is not None and self._expired(message):
                     self.retained_store.clear(message.topic)
+                    continue
+                if check and not self._may_read(session, message.topic):
                     continue
                 q = message.qos if message.qos < qos else qos
                 self._deliver(session, Outgoing(message, q, True, retained_ids))

@@ -57,9 +57,12 @@ class Session:
         "protocol_level",
         "queue",
         "queued_bytes",
+        "readable",
         "slow",
         "subscriptions",
         "throttled",
+        "username",
+        "writable",
     )
 
     def __init__(self, client_id: str, persistent: bool, protocol_level: int) -> None:
@@ -84,6 +87,11 @@ class Session:
         # Publisher connections held back until this session's backlog shrinks.
         self.throttled: list[Connection] | None = None
         self.slow = False  # held publishers too long; until its queue empties it drops instead
+        # The user name of its last CONNECT, and the authorizer's answers for it by topic
+        # (only with an authorizer; dropped on reconnect and when the rules change).
+        self.username: str | None = None
+        self.readable: dict[str, bool] | None = None
+        self.writable: dict[str, bool] | None = None
 
     def allocate_mid(self) -> int:
         """Next free packet id for an outgoing message (1..65535, skipping ids in flight)."""

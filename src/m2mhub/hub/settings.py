@@ -27,6 +27,7 @@ class BrokerSettings:
     local_only: bool = True
     allow_anonymous: bool = True
     password_file: str | None = None
+    acl_file: str | None = None  # read by the shell (m2mhub.auth.acl), not by the core
     max_queued_messages: int = 1000
     max_queued_bytes: int = 0  # 0: no limit
     queue_qos0_messages: bool = False
