@@ -419,7 +419,6 @@ class _Hub:
             if authenticator is not None:
                 # MQTT 5 enhanced authentication for the password file's SCRAM entries.
                 broker.add_auth_method(ScramSha256(self._scram_credentials))
-
             self.broker = broker
             addresses = mqtt_addresses(self.settings, self.options.ports)
             attempted = True
