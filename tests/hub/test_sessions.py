@@ -235,7 +235,7 @@ def test_persistent_client_expiration_counts_from_the_latest_disconnect() -> Non
     assert "Expiring client sub due to timeout." in hub.lines
 
 
-def test_v5_session_expiry_takes_the_latest_connect_over_persistent_client_expiration() -> None:
+def test_v5_session_expiry_not_lengthened_by_persistent_client_expiration() -> None:
     """A 5.0 interval below persistent_client_expiration ends the session first."""
     hub = Hub(persistent_client_expiration=3600)
     hub.connected("s5", level=5, properties={0x11: 30}).drop()
