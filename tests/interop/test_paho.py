@@ -30,6 +30,7 @@ class Paho:
         clean_session: bool = True,
         protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv311,
         will: tuple[str, bytes, int, bool] | None = None,
+        properties: Any = None,  # 5.0 CONNECT properties (paho.mqtt.properties.Properties)
     ) -> None:
         kwargs: dict[str, Any] = {}
         if protocol != MQTTProtocolVersion.MQTTv5:
@@ -53,7 +54,12 @@ class Paho:
         self.client.on_subscribe = lambda *_a: self.subscribed.set()
         if will is not None:
             self.client.will_set(will[0], will[1], will[2], will[3])
-        self.client.connect("127.0.0.1", port, keepalive=60)
+        if protocol == MQTTProtocolVersion.MQTTv5:
+            # 5.0: clean_session=False resumes the session (Clean Start 0).
+            kwargs = {"clean_start": clean_session, "properties": properties}
+        else:
+            kwargs = {}
+        self.client.connect("127.0.0.1", port, keepalive=60, **kwargs)
         self.client.loop_start()
         assert self.connected.wait(TIMEOUT), "no CONNACK"
 
