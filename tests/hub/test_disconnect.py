@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from m2mhub.mqtt.packets import Connack, Disconnect, Will
+from m2mhub.mqtt.packets import Connack, Disconnect, Pingreq, Will
 from tests.hub.harness import Client, Hub
 
 SESSION_EXPIRY = 0x11
@@ -105,6 +105,22 @@ def test_packet_too_large_from_the_reader_gets_0x95() -> None:
     assert bad.closed
     assert [p.reason_code for p in bad.received() if isinstance(p, Disconnect)] == [0x95]
     assert hub.lines[-1].startswith("Client big disconnected due to oversize packet (")
+
+
+def test_internal_error_gets_0x80_without_details() -> None:
+    """A bug in the broker costs the one connection; a 5.0 client learns that the server
+    closed it (0x80, Unspecified error), not the internals, which go to the log."""
+    hub = Hub()
+    victim = hub.connected("victim", level=5)
+
+    def explode(*_args: object) -> None:
+        raise RuntimeError("boom")
+
+    hub.broker._handlers[Pingreq] = explode
+    victim.send(Pingreq())
+    assert victim.closed
+    assert victim.received() == [Disconnect(0x80, {REASON_STRING: "internal error"})]
+    assert hub.lines[-1] == "Client victim disconnected due to internal error (RuntimeError: boom)."
 
 
 # ------------------------------------------------------------------ client DISCONNECT

@@ -135,6 +135,7 @@ PROP_MAXIMUM_QOS = 0x24
 RESPONSE_INFORMATION_PREFIX = "response/"
 
 # Reason codes of the DISCONNECTs the server sends on its own account (MQTT 5.0 4.13.2).
+UNSPECIFIED_ERROR = 0x80
 SERVER_SHUTTING_DOWN = 0x8B
 KEEP_ALIVE_TIMEOUT = 0x8D
 SESSION_TAKEN_OVER = 0x8E
@@ -359,6 +360,8 @@ class Broker:
                     f"Client {conn.name} disconnected due to internal error "
                     f"({type(exc).__name__}: {exc})."
                 )
+            with contextlib.suppress(Exception):
+                self._disconnect(conn, UNSPECIFIED_ERROR, "internal error")
             self._close(conn, now, publish_will=True)
 
     def connection_lost(self, conn: Connection, now: float) -> None:
