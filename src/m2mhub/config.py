@@ -71,7 +71,6 @@ UNSUPPORTED = frozenset(
         # listeners
         "bind_interface",
         "http_dir",
-        "max_qos",
         "max_topic_alias",
         "mount_point",
         "websockets_log_level",
@@ -199,6 +198,7 @@ class _Parser:
             "max_queued_bytes": self._int_setter("max_queued_bytes", 0),
             "queue_qos0_messages": self._bool_setter("queue_qos0_messages"),
             "max_inflight_messages": self._int_setter("max_inflight_messages", 0, 65535),
+            "max_qos": self._int_setter("max_qos", 0, 2),
             "max_inflight_bytes": self._int_setter("max_inflight_bytes", 0),
             "message_size_limit": self._int_setter("message_size_limit", 0, MQTT_MAX_PAYLOAD),
             # mosquitto refuses values under 20 bytes; the top is the largest possible packet.

@@ -1122,6 +1122,9 @@ class Broker:
         stats.publish_bytes_received += len(payload)
         topic = packet.topic
         qos = packet.qos
+        if qos > self._max_qos:
+            self._qos_too_high(conn, now)
+            return
         properties = packet.properties
         if properties and PROP_TOPIC_ALIAS in properties:
             topic = self._resolve_alias(conn, topic, properties[PROP_TOPIC_ALIAS])
@@ -1215,6 +1218,20 @@ class Broker:
             self._send_ack(conn, Puback, mid, 0x87)
         elif qos == 2:
             self._send_ack(conn, Pubrec, mid, 0x87)
+
+    def _qos_too_high(self, conn: Connection, now: float) -> None:
+        """A PUBLISH above ``max_qos``: DISCONNECT 0x9B (5.0) or close, with mosquitto's lines."""
+        log = self.log
+        if conn.protocol_level == MQTT_5:
+            self._send_disconnect(conn, 0x9B, f"QoS above the maximum QoS {self._max_qos}")
+        if log.information:
+            log.write(f"Too high QoS in PUBLISH from {conn.client_id}, disconnecting.")
+        if log.notice:
+            log.write(
+                f"Bad socket read/write on client {conn.client_id}: "
+                "Requested QoS not supported on server."
+            )
+        self._close(conn, now, publish_will=True)
 
     def _resolve_alias(self, conn: Connection, topic: str, alias: Any) -> str:
         if not 0 < int(alias) <= TOPIC_ALIAS_MAXIMUM:
@@ -1918,7 +1935,10 @@ class Broker:
             ids = packet.properties.get(PROP_SUBSCRIPTION_ID)
             if ids:
                 sub_id = int(ids[0]) if isinstance(ids, list) else int(ids)
+        max_qos = self._max_qos
         for topic_filter, options in packet.subscriptions:
+            if options.qos > max_qos:
+                options.qos = max_qos  # granted at most max_qos, as mosquitto does
             qos = min(options.qos, 2)
             if log.debug:
                 log.write(f"\t{topic_filter} (QoS {qos})")
