@@ -17,6 +17,8 @@ import uuid
 from typing import Any
 
 import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from tests.interop import cli, raw
 from tests.interop.conftest import Broker, BrokerFactory
@@ -320,3 +322,73 @@ def test_in_flight_message_resent_after_it_expired(broker: Broker) -> None:
             assert resent.publish_fields(5)[2] == b"once"
             assert bytes([0x02]) + u32(1) in resent.body
         back.send(disconnect5(0x00, expiry=0))
+
+
+# ------------------------------------------------------------------ mosquitto clients, paho
+
+
+def test_session_expiry_with_mosquitto_sub(broker: Broker) -> None:
+    """``mosquitto_sub -V 5 -c -x N``: the 1 s session is gone once the broker says it expired,
+    the 600 s one kept its subscription and queued what was published meanwhile."""
+    mark = broker.mark()
+    common = ("-V", "5", "-c", "-q", "1", "-t", "life/ms")
+    cli.subscribe_and_leave(broker.port, *common, "-i", "life-ms-1", "-x", "1")
+    cli.subscribe_and_leave(broker.port, *common, "-i", "life-ms-600", "-x", "600")
+    broker.wait_log("Expiring client life-ms-1 due to timeout.", start=mark)
+    cli.pub(broker.port, "-V", "5", "-q", "1", "-t", "life/ms", "-m", "queued")
+    for client_id, expected in (("life-ms-600", ["queued"]), ("life-ms-1", [])):
+        sub = cli.start_sub(broker.port, *common, "-i", client_id, "-x", "600")
+        try:
+            got = [m.payload for m in cli.until_sentinel(broker.port, sub, "life/ms")]
+        finally:
+            cli.interrupt(sub)
+        assert got == expected, client_id
+
+
+def test_will_delay_with_mosquitto_pub(broker: Broker) -> None:
+    """``mosquitto_pub -V 5 -D will will-delay-interval 1``, killed: the will comes after the
+    delay, not when the connection drops."""
+    sub = cli.start_sub(broker.port, "-V", "5", "-q", "1", "-t", "life/mwill")
+    mark = broker.mark()
+    pub = subprocess.Popen(
+        [
+            *(require("mosquitto_pub"), "-p", str(broker.port), "-V", "5", "-i", "life-mpub"),
+            *("-x", "60", "-l", "-t", "life/x", "--will-topic", "life/mwill"),
+            *("--will-payload", "bye", "--will-qos", "1", "-D", "will", "will-delay-interval", "1"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        broker.wait_log("as life-mpub", start=mark)
+        pub.kill()
+        pub.wait(10)
+        broker.wait_log("Client life-mpub closed its connection.", start=mark)
+        assert cli.until_sentinel(broker.port, sub, "life/mwill") == []
+        sub.wait_for_line("|bye")
+    finally:
+        if pub.poll() is None:
+            pub.kill()
+            pub.wait(10)
+        assert pub.stdin is not None
+        pub.stdin.close()
+        cli.interrupt(sub)
+
+
+def test_will_delay_with_paho(broker: Broker) -> None:
+    """paho-mqtt 5.0: a delayed will arrives with its properties, without the delay itself."""
+    watch = Client5(broker.port, "life-pw-watch")
+    watch.subscribe("life/pwill", 1)
+    will_props = Properties(PacketTypes.WILLMESSAGE)
+    will_props.WillDelayInterval = 1
+    will_props.ContentType = "text/plain"
+    dying = Client5(
+        broker.port, "life-pw", session_expiry=60, will=("life/pwill", b"bye", 1, False, will_props)
+    )
+    dying.drop()
+    msg = watch.next_message()
+    assert msg.payload == b"bye"
+    assert msg.properties.ContentType == "text/plain"
+    assert not hasattr(msg.properties, "WillDelayInterval")
+    watch.disconnect()
