@@ -134,6 +134,19 @@ def test_plain_disconnect_sends_no_will_and_0x04_does() -> None:
     assert [p.payload for p in watch.publishes()] == [b"b"]
 
 
+@pytest.mark.parametrize("code", [0x80, 0x81, 0x82, 0x83, 0x93, 0x98, 0x99])
+def test_disconnect_with_an_error_code_sends_the_will(code: int) -> None:
+    """MQTT 5.0 3.14.4 / 3.1.2.5: only 0x00 discards the will. mosquitto 2.0.11 discards it
+    for every code but 0x04 (interop test_lifecycle.py)."""
+    hub = Hub()
+    watch = _watcher(hub)
+    c = hub.connected("e", level=5, will=Will("will/e", b"error"))
+    c.send(Disconnect(code))
+    assert c.closed and c.received() == []
+    assert [p.payload for p in watch.publishes()] == [b"error"]
+    assert "Client e disconnected." in hub.lines
+
+
 @pytest.mark.parametrize("connect_props", [{}, {SESSION_EXPIRY: 0}], ids=["absent", "zero"])
 def test_expiry_set_on_disconnect_after_zero_is_a_protocol_error(
     connect_props: dict[int, int],

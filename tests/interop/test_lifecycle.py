@@ -171,6 +171,20 @@ def test_session_expiry_set_on_disconnect_after_zero(
     assert not session_present(broker.port, "life-z", 60)
 
 
+@pytest.mark.parametrize("code", [0x80, 0x83])
+def test_disconnect_with_an_error_code_and_the_will(broker: Broker, code: int) -> None:
+    """MQTT 5.0 3.14.4: only Normal disconnection (0x00) discards the will, so m2mhub sends it
+    after a client's DISCONNECT with an error code; mosquitto 2.0.11 discards it for every
+    code but 0x04."""
+    with watcher(broker.port) as w:
+        with connected5(broker.port, "life-err", will=("life/will", b"err", b"\x00")) as c:
+            c.send(disconnect5(code))
+            assert c.wait_closed() == []
+        sentinel = publish_sentinel(broker.port, "life/end")
+        expected = [sentinel] if broker.kind == "mosquitto" else [b"err", sentinel]
+        assert payloads(w, sentinel) == expected
+
+
 def test_session_expiry_zero_on_disconnect_ends_the_session(broker: Broker) -> None:
     with connected5(broker.port, "life-s0", expiry=600) as c:
         c.send(disconnect5(0x00, expiry=0))

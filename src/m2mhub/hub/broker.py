@@ -2102,7 +2102,10 @@ class Broker:
                 session.expiry_interval = int(expiry)
         if log.debug:
             log.write(f"Received DISCONNECT from {conn.client_id}")
-        keep_will = conn.protocol_level == MQTT_5 and packet.reason_code == 0x04
+        # MQTT 5.0 3.14.4: only Normal disconnection (0x00) discards the will; 0x04 asks for
+        # it and an error code (0x80...) ends the connection as abnormally as a lost socket.
+        # (mosquitto 2.0.11 discards it for every code but 0x04.)
+        keep_will = conn.protocol_level == MQTT_5 and packet.reason_code != 0x00
         if not keep_will:
             conn.will = None
         if log.notice and self.settings.connection_messages:
