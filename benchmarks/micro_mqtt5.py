@@ -11,6 +11,8 @@ them is measured. Property sets (64-byte payloads, topic ``bench/topic/0001``):
 - ``full``: ``typical`` plus Payload Format Indicator 1, Response Topic and Correlation Data.
 
 "as received": the properties of a decoded PUBLISH, which a broker forwards unchanged.
+"unique Correlation Data": every message's property section differs (no two alike), the
+case a decoder cannot take from its cache of recent property sections.
 
 Codec rows: decoding 1000 PUBLISH packets through PacketReader (64 KiB reads) and
 ``encode_publish_parts``. Broker rows drive the sans-IO ``Broker`` with bytes, as the network
@@ -30,6 +32,7 @@ from typing import Any
 from m2mhub.hub.broker import Broker
 from m2mhub.hub.log import BrokerLog
 from m2mhub.hub.settings import BrokerSettings
+from m2mhub.mqtt import codec
 from m2mhub.mqtt.codec import PacketReader, decode, encode, encode_publish_parts
 from m2mhub.mqtt.packets import Connect, Publish, Subscribe, SubscriptionOptions
 
@@ -72,15 +75,28 @@ def rate(fn: Callable[[], int], seconds: float, rounds: int = 5) -> float:
     return best
 
 
-def decode_case(qos: int, props: dict[int, Any]) -> Callable[[], int]:
+def forget_property_sections() -> None:
+    """Empty the decoder's cache of property sections: the next round has never seen them."""
+    codec._props_cache.clear()
+
+
+def _props_of(i: int, props: dict[int, Any], unique: bool) -> dict[int, Any]:
+    """``props``, with Correlation Data unique to message ``i`` when ``unique``."""
+    return {**props, 0x09: i.to_bytes(8, "big")} if unique else props
+
+
+def decode_case(qos: int, props: dict[int, Any], unique: bool = False) -> Callable[[], int]:
     packets = [
-        Publish(TOPIC, PAYLOAD, qos, packet_id=(i % 65535) + 1 if qos else None, properties=props)
+        Publish(TOPIC, PAYLOAD, qos, packet_id=(i % 65535) + 1 if qos else None,
+                properties=_props_of(i, props, unique))
         for i in range(BATCH)
-    ]
+    ]  # fmt: skip
     wire = b"".join(encode(p, 5) for p in packets)
     chunks = [wire[i : i + 65536] for i in range(0, len(wire), 65536)]
 
     def run() -> int:
+        if unique:
+            forget_property_sections()
         reader = PacketReader(5)
         n = 0
         for c in chunks:
@@ -149,9 +165,14 @@ def _pubacks(data: bytearray) -> bytes:
 
 
 def broker_case(
-    qos: int, subscribers: int, props: dict[int, Any], level: int = 5
+    qos: int,
+    subscribers: int,
+    props: dict[int, Any],
+    level: int = 5,
+    pub_level: int = 5,
+    unique: bool = False,
 ) -> Callable[[], int]:
-    """One 5.0 publisher sends BATCH messages; ``subscribers`` clients of ``level`` receive."""
+    """A publisher of ``pub_level`` sends BATCH messages to ``subscribers`` of ``level``."""
     settings = BrokerSettings(sys_interval=0, max_inflight_messages=0, max_queued_messages=0)
     broker = Broker(settings, BrokerLog(("none",)), now=1.0)
     now = 1.0
@@ -169,19 +190,27 @@ def broker_case(
         subs.append((conn, sink))
     pub_sink = _Sink()
     pub = broker.connection_made(pub_sink, "127.0.0.1", 1883, now)
-    broker.data_received(pub, encode(Connect(protocol_level=5, client_id="p"), 5), now)
+    broker.data_received(
+        pub, encode(Connect(protocol_level=pub_level, client_id="p"), pub_level), now
+    )
     broker.flush()
     wire = b"".join(
         encode(
             Publish(
-                TOPIC, PAYLOAD, qos, packet_id=(i % 65535) + 1 if qos else None, properties=props
+                TOPIC,
+                PAYLOAD,
+                qos,
+                packet_id=(i % 65535) + 1 if qos else None,
+                properties=_props_of(i, props, unique),
             ),
-            5,
+            pub_level,
         )
         for i in range(BATCH)
     )
 
     def run() -> int:
+        if unique:
+            forget_property_sections()
         broker.data_received(pub, wire, now)
         broker.flush()
         pub_sink.data.clear()
@@ -209,6 +238,8 @@ def main() -> None:
     for name, props in PROPERTY_SETS.items():
         for qos in (0, 1):
             cases.append((f"decode PUBLISH 5.0 qos{qos} props={name}", decode_case(qos, props)))
+    cases.append(("decode PUBLISH 5.0 qos0 props=typical + unique Correlation Data",
+                  decode_case(0, PROPERTY_SETS["typical"], unique=True)))  # fmt: skip
     for name, props in PROPERTY_SETS.items():
         cases.append((f"encode_publish_parts 5.0 qos1 props={name}", parts_case(1, props)))
         if props:
@@ -219,6 +250,13 @@ def main() -> None:
             cases.append((f"broker fan-in 1->1 qos{qos} props={name}",
                           broker_case(qos, 1, props)))  # fmt: skip
         cases.append((f"broker fan-out 1->100 qos0 props={name}", broker_case(0, 100, props)))
+    cases.append(("broker fan-in 1->1 qos0 props=typical + unique Correlation Data",
+                  broker_case(0, 1, PROPERTY_SETS["typical"], unique=True)))  # fmt: skip
+    for qos in (0, 1):
+        cases.append((f"broker fan-in 1->1 qos{qos}, all clients 3.1.1 (reference)",
+                      broker_case(qos, 1, {}, level=4, pub_level=4)))  # fmt: skip
+    cases.append(("broker fan-out 1->100 qos0, all clients 3.1.1 (reference)",
+                  broker_case(0, 100, {}, level=4, pub_level=4)))  # fmt: skip
     cases.append(("broker fan-out 1->100 qos0 props=typical, 3.1.1 subscribers",
                   broker_case(0, 100, PROPERTY_SETS["typical"], level=4)))  # fmt: skip
     cases = [(n, f) for n, f in cases if args.only in n]

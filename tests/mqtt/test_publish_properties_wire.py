@@ -115,3 +115,29 @@ def test_copies_are_ordinary_dicts() -> None:
     assert type(dict(packet.properties)) is dict
     assert type({**packet.properties}) is dict
     assert repr(packet.properties) == repr(TYPICAL)
+
+
+def test_a_repeated_property_section_decodes_to_separate_equal_dicts() -> None:
+    wire = encode(Publish("a/b", b"payload", 0, properties=TYPICAL), 5)
+    first = decode(wire, 5)
+    assert isinstance(first, Publish)
+    first.properties[0x26].append(("changed", "here"))
+    first.properties[0x03] = "text/plain"
+    second = decode(wire, 5)
+    assert isinstance(second, Publish)
+    assert second.properties == TYPICAL
+    assert second.properties is not first.properties
+    assert second.properties[0x26] is not first.properties[0x26]
+    assert _sent_on(second.properties, 0) == _sent_on(TYPICAL, 0)
+    assert _sent_on(first.properties, 0) == _sent_on(_plain(first.properties), 0)
+
+
+def test_the_property_section_cache_stays_bounded() -> None:
+    from m2mhub.mqtt import codec
+
+    for i in range(codec._PROPS_CACHE_SIZE + 10):
+        props = {0x08: f"reply/{i}", 0x26: [("n", str(i))]}
+        packet = decode(encode(Publish("a/b", b"p", 0, properties=props), 5), 5)
+        assert isinstance(packet, Publish)
+        assert packet.properties == props
+    assert 0 < len(codec._props_cache) <= codec._PROPS_CACHE_SIZE

@@ -141,6 +141,16 @@ class PublishProperties(dict[int, Any]):
         """Property Length and properties as received, or None if the dict was changed."""
         return self._block if dict.__eq__(self, self._decoded) else None
 
+    def fresh_copy(self) -> PublishProperties:
+        """An equal instance with the same wire bytes that shares no list with this one."""
+        copy = PublishProperties(self)
+        user = copy.get(_USER_PROPERTY)
+        if user is not None:
+            copy[_USER_PROPERTY] = list(user)
+        copy._block = self._block
+        copy._decoded = self._decoded  # never changed, so it may be shared
+        return copy
+
 
 # --------------------------------------------------------------------------------------------
 # Encoding helpers
@@ -689,6 +699,22 @@ def _decode_topic_name(raw: _Buf) -> str:
 _TOPIC_ALIAS: Final = int(PropertyId.TOPIC_ALIAS)
 _SUBSCRIPTION_ID: Final = int(PropertyId.SUBSCRIPTION_IDENTIFIER)
 _USER_PROPERTY: Final = int(PropertyId.USER_PROPERTY)
+_CORRELATION_DATA: Final = int(PropertyId.CORRELATION_DATA)
+
+
+# Property sections of PUBLISH already decoded, keyed by their bytes (after the one-byte
+# Property Length): publishers tend to send the same Content Type and User Properties with
+# every message. Only sections that yield PublishProperties are kept, and none with Correlation
+# Data (unique per request); a hit hands out a copy.
+# Cleared when full, like the topic cache.
+_PROPS_CACHE_SIZE: Final = 1024  # entries of at most 127 bytes (one-byte Property Length)
+_props_cache: dict[bytes, PublishProperties] = {}
+_props_cache_get = _props_cache.get
+
+
+def _forwarded_whole(props: Properties) -> bool:
+    """No property a broker leaves out when forwarding (Topic Alias, Subscription Identifier)."""
+    return _TOPIC_ALIAS not in props and _SUBSCRIPTION_ID not in props
 
 
 def _with_wire(props: Properties, raw: _Buf) -> PublishProperties:
@@ -731,10 +757,28 @@ def _decode_publish(buf: _Buf, flags: int, p: int, end: int, level: int) -> Publ
             props: Properties = {}
             p += 1
         else:
-            props, q, start = _read_properties_at(buf, p, end, PacketType.PUBLISH)
-            if start >= 0 and props and _TOPIC_ALIAS not in props and _SUBSCRIPTION_ID not in props:
-                props = _with_wire(props, buf[start:q])
-            p = q
+            n = buf[p] if p < end else 0x80
+            known = None
+            if n < 0x80 and p + 1 + n <= end:
+                raw_props = buf[p + 1 : p + 1 + n]
+                if type(raw_props) is not bytes:
+                    raw_props = bytes(raw_props)
+                known = _props_cache_get(raw_props)
+            if known is not None:
+                props = known.fresh_copy()
+                p += 1 + n
+            else:
+                props, q, start = _read_properties_at(buf, p, end, PacketType.PUBLISH)
+                if start >= 0 and props and _forwarded_whole(props):
+                    raw_props = buf[start:q]
+                    props = _with_wire(props, raw_props)
+                    # Correlation Data differs from request to request: not worth keeping.
+                    # The lookup needs a one-byte Property Length.
+                    if start == p + 1 and _CORRELATION_DATA not in props:
+                        if len(_props_cache) >= _PROPS_CACHE_SIZE:
+                            _props_cache.clear()
+                        _props_cache[bytes(raw_props)] = props.fresh_copy()
+                p = q
         if not topic and PropertyId.TOPIC_ALIAS not in props:
             raise TopicNameInvalid("empty PUBLISH topic without a topic alias")
     else:
