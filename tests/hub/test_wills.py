@@ -262,3 +262,36 @@ def test_v5_will_with_valid_utf8_accepted_and_sent_with_the_indicator() -> None:
     c.drop()
     (msg,) = watch.publishes()
     assert (msg.payload, msg.properties[0x01]) == ("adiós".encode(), 1)
+
+
+def test_v5_will_message_expiry_counts_from_the_lost_connection() -> None:
+    """The broker's clock moves with every event: a connection lost long after the last
+    packet anybody sent (no timer fired meanwhile) still dates its will from the loss."""
+    hub = Hub()
+    offline = hub.connected("off", level=5, properties={0x11: 600})
+    offline.subscribe(("will/#", 1))
+    offline.drop()
+    c = hub.connected(
+        "quiet", level=5, keepalive=0, will=Will("will/q", b"x", 1, False, {0x02: 30})
+    )
+    hub.now += 100  # nothing happens for 100 s, then the socket goes
+    c.drop()
+    hub.advance(10)
+    back = hub.client("off", level=5)
+    back.connect(clean=False, properties={0x11: 600})
+    (msg,) = [p for p in back.pending if isinstance(p, Publish)]
+    assert msg.properties[0x02] == 20
+
+
+def test_in_process_publish_dates_its_expiry_with_now() -> None:
+    hub = Hub()
+    offline = hub.connected("off", level=5, properties={0x11: 600})
+    offline.subscribe(("t", 1))
+    offline.drop()
+    hub.now += 100
+    hub.broker.publish("t", b"coap", 1, now=hub.now, properties={0x02: 30})
+    hub.advance(10)
+    back = hub.client("off", level=5)
+    back.connect(clean=False, properties={0x11: 600})
+    (msg,) = [p for p in back.pending if isinstance(p, Publish)]
+    assert (msg.payload, msg.properties[0x02]) == (b"coap", 20)

@@ -368,6 +368,7 @@ class Broker:
         """The peer closed the connection (or the socket failed)."""
         if conn.state == CLOSED:
             return
+        self._now = now  # the will's Message Expiry Interval counts from now
         if self.log.notice and self.settings.connection_messages:
             # mosquitto's exact words, "<unknown>" included: a closed probe is not an error.
             name = conn.client_id if conn.client_id is not None else "<unknown>"
@@ -497,10 +498,13 @@ class Broker:
     ) -> None:
         """Publish a message from inside the process (e.g. a CoAP PUT/POST).
 
-        Raises :class:`TopicNameInvalid` for a bad topic name. ``now`` is accepted for symmetry
-        with the other entry points; routing does not depend on it.
+        Raises :class:`TopicNameInvalid` for a bad topic name. ``now`` (the broker's clock)
+        dates the message for a 5.0 Message Expiry Interval in ``properties``; 0 (the default)
+        means the time of the broker's latest event.
         """
         validate_topic_name(topic)
+        if now > self._now:
+            self._now = now
         stats = self.stats
         stats.publish_received += 1
         stats.publish_bytes_received += len(payload)
