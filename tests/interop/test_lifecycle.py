@@ -119,6 +119,20 @@ def test_keepalive_timeout(broker: Broker) -> None:
     assert disconnect_reasons(seen) == ([] if broker.kind == "mosquitto" else [0x8D])
 
 
+def test_server_keep_alive_enforced(make_broker: BrokerFactory) -> None:
+    """A 5.0 client asking for keepalive 0 gets Server Keep Alive = max_keepalive and is held to
+    it: closed after 1.5 times 10 s of silence (mosquitto checks a little late)."""
+    broker = make_broker(["max_keepalive 10"])
+    mark = broker.mark()
+    with RawClient(broker.port, level=5) as c:
+        c.send(connect5("life-ska", keepalive=0))
+        connack = c.expect(raw.CONNACK)
+        assert connack.body[1] == 0 and b"\x13\x00\x0a" in connack.body
+        seen = c.wait_closed(timeout=40)
+    broker.wait_log("Client life-ska has exceeded timeout, disconnecting.", start=mark)
+    assert disconnect_reasons(seen) == ([] if broker.kind == "mosquitto" else [0x8D])
+
+
 def test_shutdown(make_broker: BrokerFactory) -> None:
     """SIGTERM: mosquitto 2.0.11 just closes; m2mhub sends DISCONNECT 0x8B (Server shutting
     down) first, as 4.13.2 allows, so that a 5.0 client knows it was not a network failure."""
