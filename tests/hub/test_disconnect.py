@@ -37,6 +37,13 @@ def test_keepalive_timeout(level: int, expected: list[Disconnect]) -> None:
     assert hub.lines[-1] == "Client k has exceeded timeout, disconnecting."
 
 
+def test_no_reason_string_for_a_client_that_asked_for_no_problem_information() -> None:
+    hub = Hub()
+    c = hub.connected("quiet", level=5, keepalive=10, properties={0x17: 0})
+    hub.advance(15.1)
+    assert c.received() == [Disconnect(0x8D)]
+
+
 def test_shutdown_tells_5_0_clients_and_just_closes_3_1_1() -> None:
     hub = Hub()
     v5 = hub.connected("v5", level=5)
