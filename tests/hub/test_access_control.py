@@ -244,3 +244,22 @@ def test_no_authorizer_no_checks() -> None:
     hub.connected("pub").publish("any/topic", b"m")
     assert [p.topic for p in sub.publishes()] == ["any/topic"]
     assert hub.broker.sessions["sub"].readable is None
+
+
+def test_cached_readable_subscribers_follow_user_names_and_subscriptions() -> None:
+    hub = acl_hub("user alice\ntopic read a/#\nuser w\ntopic write #\n")
+    w = hub.connected("w", username="w")
+    c = hub.connected("c", clean=False, username="alice")
+    c.subscribe(("a/#", 0))
+    w.publish("a/1", b"1")
+    assert [p.payload for p in c.publishes()] == [b"1"]
+    c.drop()
+    c = hub.client("c")
+    c.connect(clean=False, username="bob")  # same session, same subscription, no read access
+    w.publish("a/1", b"2")
+    assert c.publishes() == []
+    other = hub.connected("other", username="alice")
+    other.subscribe(("a/#", 0))  # a new subscriber gets its own answer
+    w.publish("a/1", b"3")
+    assert [p.payload for p in other.publishes()] == [b"3"]
+    assert c.publishes() == []

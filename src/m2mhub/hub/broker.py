@@ -143,6 +143,8 @@ PAYLOAD_FORMAT_INVALID = 0x99
 
 # Authorizer answers kept per session and kind (read, write) before the cache starts afresh.
 ACL_CACHE_LIMIT = 1024
+# Topics whose readable subscriber list _route keeps (like the topic tree's match cache).
+READABLE_CACHE_LIMIT = 4096
 
 # The only $SYS topics a client may publish to (mosquitto: bridge state notifications).
 _WRITABLE_SYS = "$SYS/broker/connection/+/state"
@@ -235,6 +237,9 @@ class Broker:
             self.add_auth_method(method)
         # None: every client may read and write every topic (but $SYS, see _may_write).
         self.authorizer = authorizer
+        # Per topic: (the tree's match list, _acl_generation, the readable part of it).
+        self._readable_cache: dict[str, tuple[list[Match], int, list[Match]]] = {}
+        self._acl_generation = 0  # moves on whenever a cached read answer may have changed
         self.wakeup = wakeup
         # Optional: bytes of memory in use, for $SYS/broker/heap/* (the shell supplies it;
         # the core itself reads nothing from the OS).
@@ -542,6 +547,7 @@ class Broker:
         self.authorizer = authorizer
         for session in self.sessions.values():
             session.readable = session.writable = None
+        self._acl_generation += 1
 
     # ------------------------------------------------------------------ access control
 
@@ -585,9 +591,21 @@ class Broker:
 
     def _readable(self, matches: list[Match], topic: str) -> list[Match]:
         """The matches whose session may read ``topic``; internal subscribers always may, and
-        a shared group's member is checked once picked."""
+        a shared group's member is checked once picked.
+
+        Kept per topic while the tree hands out the same match list (no (un)subscribe since)
+        and no answer may have changed, so a steady fan-out pays one dict lookup per message.
+        """
+        cache = self._readable_cache
+        cached = cache.get(topic)
+        if cached is not None and cached[0] is matches and cached[1] == self._acl_generation:
+            return cached[2]
         may_read = self._may_read
-        return [m for m in matches if type(m[0]) is not Session or may_read(m[0], topic)]
+        readable = [m for m in matches if type(m[0]) is not Session or may_read(m[0], topic)]
+        if len(cache) >= READABLE_CACHE_LIMIT:
+            cache.clear()
+        cache[topic] = (matches, self._acl_generation, readable)
+        return readable
 
     # ------------------------------------------------------------------ errors and closing
 
@@ -978,6 +996,7 @@ class Broker:
         if session.username != packet.username:  # the authorizer's answers were for another
             session.username = packet.username
             session.readable = session.writable = None
+            self._acl_generation += 1
         session.protocol_level = level
         session.connection = conn
         session.disconnected_at = None
