@@ -7,7 +7,18 @@ import pytest
 
 from m2mhub.auth.acl import AclFile, AclFileAuthorizer
 from m2mhub.hub.auth import READ, SUBSCRIBE, WRITE
-from m2mhub.mqtt.packets import MQTT_5, Puback, Pubcomp, Pubrec, Pubrel, Will
+from m2mhub.mqtt.packets import (
+    MQTT_5,
+    Connack,
+    Puback,
+    Pubcomp,
+    Pubrec,
+    Pubrel,
+    Suback,
+    Subscribe,
+    SubscriptionOptions,
+    Will,
+)
 from tests.hub.harness import Hub
 
 ACL = """\
@@ -263,3 +274,23 @@ def test_cached_readable_subscribers_follow_user_names_and_subscriptions() -> No
     w.publish("a/1", b"3")
     assert [p.payload for p in other.publishes()] == [b"3"]
     assert c.publishes() == []
+
+
+def test_suback_never_says_unsupported_for_what_connack_announces() -> None:
+    """0x9E (shared subscriptions), 0xA1 (subscription identifiers) and 0xA2 (wildcards) do
+    not apply: CONNACK announces all three available, and such a SUBSCRIBE is granted."""
+    hub = Hub()
+    c = hub.client("c", level=5)
+    ack = c.connect()
+    assert isinstance(ack, Connack)
+    assert ack.properties[0x29] == 1 and ack.properties[0x2A] == 1
+    assert 0x28 not in ack.properties  # Wildcard Subscription Available: absent means 1
+    c.send(
+        Subscribe(
+            1,
+            [("$share/g/a/+/#", SubscriptionOptions(qos=1)), ("b/#", SubscriptionOptions(qos=2))],
+            {0x0B: [7]},
+        )
+    )
+    (suback,) = c.received()
+    assert isinstance(suback, Suback) and suback.reason_codes == [1, 2]
