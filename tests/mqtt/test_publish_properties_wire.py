@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from m2mhub.mqtt.codec import PublishProperties, decode, encode, encode_publish_parts
 from m2mhub.mqtt.packets import Publish
@@ -141,3 +142,37 @@ def test_the_property_section_cache_stays_bounded() -> None:
         assert isinstance(packet, Publish)
         assert packet.properties == props
     assert 0 < len(codec._props_cache) <= codec._PROPS_CACHE_SIZE
+
+
+def test_a_property_added_per_receiver_keeps_the_received_bytes() -> None:
+    wire = encode(Publish("a/b", b"payload", 1, packet_id=7, properties=TYPICAL), 5)
+    packet = decode(wire, 5)
+    assert isinstance(packet, Publish)
+    props = packet.properties
+    assert isinstance(props, PublishProperties)
+    for prop_id, value in ((0x0B, [3, 200_000]), (0x23, 9)):
+        wider = props.plus(prop_id, value)
+        assert isinstance(wider, PublishProperties)
+        assert wider == {**TYPICAL, prop_id: value}
+        assert _sent_on(wider) == _sent_on({**TYPICAL, prop_id: value})
+        wider[0x26].append(("later", "change"))  # shared with the received dict, as {**p} is
+        assert _sent_on(wider) == _sent_on(_plain(wider))
+        assert _sent_on(props) == _sent_on(_plain(props))
+        props[0x26].pop()
+    props[0x03] = "text/plain"  # changed: nothing to keep
+    assert type(props.plus(0x0B, [1])) is dict
+    assert props.plus(0x0B, [1]) == {**props, 0x0B: [1]}
+
+
+@settings(max_examples=200, deadline=None)
+@given(publishes(5), st.lists(st.integers(1, 268_435_455), min_size=1, max_size=3))
+def test_identifiers_added_encode_as_a_fresh_dict(packet: Publish, ids: list[int]) -> None:
+    received = decode(encode(packet, 5), 5)
+    assert isinstance(received, Publish)
+    props = received.properties
+    if not isinstance(props, PublishProperties):
+        return
+    wider = props.plus(0x0B, ids)
+    args = (received.topic, received.payload, received.qos, received.retain, False)
+    assert wider == {**props, 0x0B: ids}
+    assert encode_publish_parts(*args, wider, 5) == encode_publish_parts(*args, _plain(wider), 5)

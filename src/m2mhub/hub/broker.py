@@ -53,7 +53,7 @@ from m2mhub.hub.settings import BrokerSettings
 from m2mhub.hub.shared import GROUP_OPTIONS, SharedGroup
 from m2mhub.hub.stats import Stats
 from m2mhub.hub.topic_tree import Match, TopicTree
-from m2mhub.mqtt.codec import encode, encode_publish_parts
+from m2mhub.mqtt.codec import PublishProperties, encode, encode_publish_parts
 from m2mhub.mqtt.errors import (
     MalformedPacket,
     MQTTError,
@@ -175,6 +175,8 @@ def _with_ids(
     """The forwarded properties plus the receiver's Subscription Identifiers, if any."""
     if not sub_ids:
         return forward
+    if type(forward) is PublishProperties:  # sent on as received, the identifiers appended
+        return forward.plus(PROP_SUBSCRIPTION_ID, list(sub_ids))
     return {**(forward or {}), PROP_SUBSCRIPTION_ID: list(sub_ids)}
 
 

@@ -141,6 +141,24 @@ class PublishProperties(dict[int, Any]):
         """Property Length and properties as received, or None if the dict was changed."""
         return self._block if dict.__eq__(self, self._decoded) else None
 
+    def plus(self, prop_id: int, value: Any) -> Properties:
+        """``{**self, prop_id: value}`` for a property not in it (Subscription Identifier,
+        Topic Alias: what a broker adds per receiver), keeping the wire bytes if they are
+        still valid: the new property goes last in the dict and so last on the wire."""
+        block = self.wire_block()
+        if block is None or prop_id in self:
+            return {**self, prop_id: value}
+        added = _encode_properties({prop_id: value}, PacketType.PUBLISH)
+        added = added[1:] if added[0] < 0x80 else added[_varint_size(added) :]
+        inner = block[1:] if block[0] < 0x80 else block[_varint_size(block) :]
+        inner += added
+        n = len(inner)
+        wider = PublishProperties(self)
+        wider[prop_id] = value
+        wider._block = (_VARINT_1[n] if n < 128 else _varint(n)) + inner
+        wider._decoded = {**self._decoded, prop_id: list(value) if type(value) is list else value}
+        return wider
+
     def fresh_copy(self) -> PublishProperties:
         """An equal instance with the same wire bytes that shares no list with this one."""
         copy = PublishProperties(self)
@@ -249,6 +267,14 @@ def _encode_properties(props: Properties, packet_type: int) -> bytes:
         out[0:0] = _VARINT_1[n]
         return bytes(out)
     return _varint(n) + out
+
+
+def _varint_size(data: bytes) -> int:
+    """How many bytes the variable byte integer at the start of ``data`` takes."""
+    size = 1
+    while data[size - 1] & 0x80:
+        size += 1
+    return size
 
 
 def _packet_name(packet_type: int) -> str:
