@@ -12,6 +12,7 @@ from m2mhub.mqtt.packets import (
     Connack,
     Puback,
     Pubcomp,
+    Publish,
     Pubrec,
     Pubrel,
     Suback,
@@ -294,3 +295,17 @@ def test_suback_never_says_unsupported_for_what_connack_announces() -> None:
     )
     (suback,) = c.received()
     assert isinstance(suback, Suback) and suback.reason_codes == [1, 2]
+
+
+def test_offline_session_queues_only_what_it_may_read() -> None:
+    hub = acl_hub("user r\ntopic read ok/#\nuser w\ntopic write #\n")
+    sub = hub.connected("sub", clean=False, username="r")
+    sub.subscribe(("#", 1))
+    sub.drop()
+    w = hub.connected("w", username="w")
+    w.publish("ok/1", b"a", qos=1, packet_id=1)
+    w.publish("no/1", b"b", qos=1, packet_id=2)
+    assert [item.message.topic for item in hub.broker.sessions["sub"].queue or ()] == ["ok/1"]
+    back = hub.client("sub")
+    back.connect(clean=False, username="r")
+    assert [p.topic for p in back.pending if isinstance(p, Publish)] == ["ok/1"]

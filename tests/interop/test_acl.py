@@ -25,7 +25,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from tests.interop import raw
 from tests.interop.cli import Msg, interrupt, parse, start_sub
-from tests.interop.conftest import Broker, BrokerFactory
+from tests.interop.conftest import Broker, BrokerFactory, start_broker
+from tests.interop.test_log_lines import by_client, normalise
 from tests.interop.test_paho import Paho
 from tests.support import Proc, require
 
@@ -271,11 +272,16 @@ def test_dangerous_client_id_is_refused_by_patterns(acl_broker: Broker) -> None:
 # ---------------------------------------------------------------------- wills
 
 
-def test_denied_will_is_not_sent(acl_broker: Broker) -> None:
+@pytest.mark.parametrize(
+    "protocol", [MQTTProtocolVersion.MQTTv311, MQTTProtocolVersion.MQTTv5], ids=["3.1.1", "5.0"]
+)
+def test_denied_will_is_not_sent(acl_broker: Broker, protocol: MQTTProtocolVersion) -> None:
     spy = start_sub(acl_broker.port, "-u", "spy", "-t", "#")
     try:
-        denied = Paho(acl_broker.port, "wd", will=("pub/will", b"w1", 1, False))
-        allowed = Paho(acl_broker.port, "wo", will=("both/will", b"w2", 1, False))
+        will = ("pub/will", b"w1", 1, False)
+        denied = Paho(acl_broker.port, "wd", will=will, protocol=protocol)
+        will = ("both/will", b"w2", 1, False)
+        allowed = Paho(acl_broker.port, "wo", will=will, protocol=protocol)
         assert denied.reason == 0 and allowed.reason == 0  # CONNACK accepts both
         denied.drop()
         allowed.drop()
@@ -317,3 +323,40 @@ def test_syntactically_invalid_filter_in_v5(make_broker: BrokerFactory) -> None:
     assert [(p.ptype, p.body[:1]) for p in seen] == [
         (raw.DISCONNECT, b"\x81" if broker.kind == "mosquitto" else b"\x8f")
     ]
+
+
+@pytest.mark.parametrize("level", [4, 5])
+def test_denied_publish_log_lines_match_mosquitto(tmp_path: Path, level: int) -> None:
+    acl = tmp_path / "acl"
+    acl.write_text(ACL)
+    logs = {}
+    for kind in ("mosquitto", "m2mhub"):
+        with start_broker(kind, tmp_path, [f"acl_file {acl}"]) as broker:
+            with raw.RawClient(broker.port, level) as c, raw.RawClient(broker.port) as spy:
+                spy.connect("spy", username="spy")
+                spy.subscribe([("in/#", 0)])  # someone to receive in/ok (else mosquitto: rc16)
+                c.connect("p9q")
+                c.send(raw.publish("in/secret", b"q0", level=level))
+                c.send(raw.publish("in/secret", b"q1", qos=1, pid=1, level=level))
+                c.expect(raw.PUBACK)
+                c.send(raw.publish("pub/x", b"q2", qos=2, pid=2, level=level))
+                c.expect(raw.PUBREC)
+                c.send(raw.publish("in/ok", b"ok", qos=1, pid=3, level=level))
+                c.expect(raw.PUBACK)
+                c.send(raw.DISCONNECT_BYTES)
+                c.wait_closed()
+            broker.wait_log("Client p9q disconnected.")
+            lines = [normalise(line) for line in broker.lines_since(0)]
+            logs[kind] = by_client(lines, ["p9q"])["p9q"]
+    assert logs["mosquitto"][2:] == [
+        "Denied PUBLISH from p9q (d0, q0, r0, m0, 'in/secret', ... (2 bytes))",
+        "Denied PUBLISH from p9q (d0, q1, r0, m1, 'in/secret', ... (2 bytes))",
+        "Sending PUBACK to p9q (m1, rc135)",
+        "Denied PUBLISH from p9q (d0, q2, r0, m2, 'pub/x', ... (2 bytes))",
+        "Sending PUBREC to p9q (m2, rc135)",
+        "Received PUBLISH from p9q (d0, q1, r0, m3, 'in/ok', ... (2 bytes))",
+        "Sending PUBACK to p9q (m3, rc0)",
+        "Received DISCONNECT from p9q",
+        "Client p9q disconnected.",
+    ]
+    assert logs["m2mhub"] == logs["mosquitto"]
