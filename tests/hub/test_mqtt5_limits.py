@@ -1,5 +1,6 @@
-"""MQTT 5 limits a client must respect: our Receive Maximum (0x93), our Maximum Packet Size
-(``max_packet_size``, 0x95) and our Topic Alias Maximum for inbound aliases (0x94, 0x82)."""
+"""MQTT 5 limits: our Receive Maximum (0x93), our Maximum Packet Size (``max_packet_size``,
+0x95), our Topic Alias Maximum for inbound aliases (0x94, 0x82), and the client's Maximum
+Packet Size for what we send (live, retained, queued, resent: dropped with a notice)."""
 
 from __future__ import annotations
 
@@ -222,3 +223,59 @@ def test_inbound_aliases_do_not_survive_a_reconnect() -> None:
     again.connect(clean=False, properties=props)
     _alias(again, "", 1)
     _disconnected_with(again, 0x82)
+
+
+# ------------------------------------------------------------------ Maximum Packet Size (client's)
+
+
+def _dropped(hub: Hub) -> list[str]:
+    return [line for line in hub.lines if line.startswith("Dropping too large outgoing")]
+
+
+def test_retained_message_over_the_clients_maximum_is_dropped() -> None:
+    hub = Hub()
+    pub = hub.connected("pub")
+    pub.publish("r/big", b"x" * 60, retain=True)
+    pub.publish("r/small", b"ok", retain=True)
+    sub = hub.connected("sub", level=5, properties={PROP_MAXIMUM_PACKET_SIZE: 40})
+    sub.subscribe(("r/#", 1))
+    assert [p.payload for p in sub.pending if isinstance(p, Publish)] == [b"ok"]
+    assert _dropped(hub) == ["Dropping too large outgoing PUBLISH for sub (68 bytes)"]
+    assert hub.broker.stats.publish_dropped == 0  # as mosquitto: not a dropped message
+
+
+def test_queued_message_over_the_clients_maximum_is_dropped() -> None:
+    hub = Hub()
+    props = {PROP_MAXIMUM_PACKET_SIZE: 40, PROP_SESSION_EXPIRY: 60}
+    sub = hub.connected("sub", level=5, properties=props)
+    sub.subscribe(("q", 1))
+    sub.drop()
+    pub = hub.connected("pub")
+    pub.publish_complete("q", b"x" * 60, 1, packet_id=1)
+    pub.publish_complete("q", b"ok", 1, packet_id=2)
+    again = hub.client("sub", level=5)
+    again.connect(clean=False, properties=props)
+    assert [p.payload for p in again.pending if isinstance(p, Publish)] == [b"ok"]
+    assert _dropped(hub) == ["Dropping too large outgoing PUBLISH for sub (66 bytes)"]
+    session = again.conn.session
+    assert session is not None and list(session.inflight) == [2]  # only "ok" awaits PUBACK
+
+
+def test_resend_over_a_smaller_maximum_after_reconnect_is_dropped() -> None:
+    """Sent while the client allowed it, unacknowledged, and the client comes back with a
+    smaller Maximum Packet Size: the resend is dropped, the rest go on."""
+    hub = Hub()
+    sub = hub.connected("sub", level=5, properties={PROP_SESSION_EXPIRY: 60})
+    sub.subscribe(("q", 1))
+    pub = hub.connected("pub")
+    pub.publish_complete("q", b"x" * 60, 1, packet_id=1)
+    pub.publish_complete("q", b"ok", 1, packet_id=2)
+    assert [p.payload for p in sub.publishes()] == [b"x" * 60, b"ok"]  # neither acknowledged
+    sub.drop()
+    again = hub.client("sub", level=5)
+    again.connect(clean=False, properties={PROP_SESSION_EXPIRY: 60, PROP_MAXIMUM_PACKET_SIZE: 40})
+    resent = [p for p in again.pending if isinstance(p, Publish)]
+    assert [(p.payload, p.dup) for p in resent] == [(b"ok", True)]
+    assert _dropped(hub) == ["Dropping too large outgoing PUBLISH for sub (66 bytes)"]
+    session = again.conn.session
+    assert session is not None and list(session.inflight) == [resent[0].packet_id]
