@@ -324,14 +324,25 @@ def test_missing_acl_file_exits_1(tmp_path: Path) -> None:
     assert f"Error: {acl}: Unable to open acl_file: No such file or directory." in result.stderr
 
 
-def test_acl_pattern_warning_is_logged(tmp_path: Path) -> None:
+def test_acl_file_warnings_are_logged(tmp_path: Path) -> None:
     acl = tmp_path / "acl"
     acl.write_text("pattern read foo\n")
     port = free_tcp_port()
-    conf = write_conf(tmp_path, f"listener {port} 127.0.0.1", f"acl_file {acl}")
-    with serve("-c", str(conf), "--no-coap") as proc:
+    conf = write_conf(
+        tmp_path,
+        f"listener {port} 127.0.0.1",
+        f"acl_file {acl}",
+        f"coap_port {free_udp_port()}",
+    )
+    coap_warning = "Warning: acl_file applies to MQTT clients only; CoAP requests are not checked"
+    with serve("-c", str(conf)) as proc:
         proc.wait_for_line(f"{VERSION_LINE} running")
         assert "Warning: ACL pattern 'foo' does not contain '%c' or '%u'." in proc.output()
+        assert coap_warning in proc.output()
+        assert terminate(proc) == 0
+    with serve("-c", str(conf), "--no-coap") as proc:
+        proc.wait_for_line(f"{VERSION_LINE} running")
+        assert coap_warning not in proc.output()
         assert terminate(proc) == 0
 
 

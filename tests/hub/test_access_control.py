@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 
 from m2mhub.auth.acl import AclFile, AclFileAuthorizer
+from m2mhub.auth.enhanced import Success
 from m2mhub.hub.auth import READ, SUBSCRIBE, WRITE
 from m2mhub.mqtt.packets import (
     MQTT_5,
+    Auth,
     Connack,
     Puback,
     Pubcomp,
@@ -309,3 +311,34 @@ def test_offline_session_queues_only_what_it_may_read() -> None:
     back = hub.client("sub")
     back.connect(clean=False, username="r")
     assert [p.topic for p in back.pending if isinstance(p, Publish)] == ["ok/1"]
+
+
+class _NamingMethod:
+    """An enhanced authentication method that says who the client is: the data it sends."""
+
+    name = "X-NAME"
+
+    def start(self, client_id: str, username: str | None, reauthenticating: bool) -> _Naming:
+        return _Naming()
+
+
+class _Naming:
+    def step(self, data: bytes | None) -> Success:
+        return Success(None, username=(data or b"").decode())
+
+
+def test_the_user_an_authentication_method_names_is_the_one_authorized() -> None:
+    hub = acl_hub("user alice\ntopic write a/#\nuser bob\ntopic write b/#\n")
+    hub.broker.add_auth_method(_NamingMethod())
+    c = hub.client("c", level=5)
+    ack = c.connect(properties={0x15: "X-NAME", 0x16: b"alice"})  # CONNECT has no user name
+    assert isinstance(ack, Connack) and ack.reason_code == 0
+    (puback,) = c.publish("a/1", b"m", qos=1)
+    assert puback.reason_code == 0
+    # Re-authentication as another user: the answers cached for alice are dropped.
+    c.send(Auth(0x19, {0x15: "X-NAME", 0x16: b"bob"}))
+    assert [p.reason_code for p in c.received()] == [0]  # type: ignore[attr-defined]
+    (puback,) = c.publish("a/1", b"m", qos=1, packet_id=2)
+    assert puback.reason_code == 0x87
+    (puback,) = c.publish("b/1", b"m", qos=1, packet_id=3)
+    assert puback.reason_code == 0

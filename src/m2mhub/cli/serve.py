@@ -315,6 +315,12 @@ class _Hub:
             ) from None
         for warning in acl.warnings:
             self.warning(warning)
+        if self.settings.coap_enabled:
+            # CoAP requests carry no client identity to check; say so rather than surprise.
+            self.warning(
+                "Warning: acl_file applies to MQTT clients only; CoAP requests are not "
+                "checked against it (coap_enabled false or --no-coap turns the CoAP face off)."
+            )
         self.authorizer = AclFileAuthorizer(acl, self.notice)
         return self.authorizer
 

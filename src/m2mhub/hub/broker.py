@@ -591,6 +591,14 @@ class Broker:
             cache[topic] = allowed
         return allowed
 
+    def _identify(self, session: Session, username: str | None) -> None:
+        """``session``'s client is now ``username`` (CONNECT, or a re-authentication that
+        named another user): the authorizer's answers for the old name no longer hold."""
+        if session.username != username:
+            session.username = username
+            session.readable = session.writable = None
+            self._acl_generation += 1
+
     def _readable(self, matches: list[Match], topic: str) -> list[Match]:
         """The matches whose session may read ``topic``; internal subscribers always may, and
         a shared group's member is checked once picked.
@@ -995,10 +1003,7 @@ class Broker:
             self.sessions[client_id] = session
         session.persistent = persistent
         session.expiry_interval = expiry_interval
-        if session.username != packet.username:  # the authorizer's answers were for another
-            session.username = packet.username
-            session.readable = session.writable = None
-            self._acl_generation += 1
+        self._identify(session, username)
         session.protocol_level = level
         session.connection = conn
         session.disconnected_at = None
@@ -1106,6 +1111,8 @@ class Broker:
                 flow.username = step.username
             if connected:
                 conn.username = flow.username
+                if conn.session is not None:
+                    self._identify(conn.session, flow.username)
                 self._send_auth(conn, flow, 0x00, step.data)
                 return
             packet = flow.pending
