@@ -205,8 +205,6 @@ def test_help_and_unsupported_options() -> None:
     assert help_text.code == 0 and "-t : mqtt topic to publish to." in help_text.out
     tls = run_tool("pub", "-t", "a", "-m", "b", "--cafile", "x")
     assert tls.code == 1 and "not supported yet" in tls.err
-    auth = run_tool("pub", "-t", "a", "-m", "b", "-D", "auth", "authentication-method", "x")
-    assert auth.code == 1 and "not supported yet" in auth.err
     require("mosquitto_pub")
 
 

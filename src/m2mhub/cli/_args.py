@@ -4,11 +4,16 @@ from __future__ import annotations
 
 
 class UsageError(Exception):
-    """A bad command line; the text follows ``Error: `` and the usage hint follows it."""
+    """A bad command line; the text follows ``Error: `` and the usage hint follows it.
 
-    def __init__(self, text: str, show_usage_hint: bool = True) -> None:
+    ``prefix=False`` prints the text without ``Error: `` (some of mosquitto's messages have
+    none; an empty text then prints the usage hint alone).
+    """
+
+    def __init__(self, text: str, show_usage_hint: bool = True, *, prefix: bool = True) -> None:
         super().__init__(text)
         self.show_usage_hint = show_usage_hint
+        self.prefix = prefix
 
 
 class HelpRequested(Exception):

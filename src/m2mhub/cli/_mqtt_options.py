@@ -23,8 +23,6 @@ from m2mhub.client.mqtt import random_client_id
 from m2mhub.mqtt.packets import Will
 from m2mhub.trace.format import Style
 
-SESSION_EXPIRY_INTERVAL = 0x11
-
 
 @dataclass
 class MQTTOptions:
@@ -76,16 +74,10 @@ class MQTTOptions:
         )
 
     def connect_properties(self) -> dict[int, object]:
-        """MQTT 5 CONNECT properties: Session Expiry as mosquitto sets it (-x, or -c => forever)."""
+        """MQTT 5 CONNECT properties (Session Expiry from ``-x``/``-c`` among them)."""
         if self.protocol != 5:
             return {}
-        props = self.properties.get("connect")
-        expiry = self.session_expiry
-        if expiry is None:
-            expiry = 0 if self.clean_session else 0xFFFFFFFF
-        if expiry:
-            props.setdefault(SESSION_EXPIRY_INTERVAL, expiry)
-        return props
+        return self.properties.get("connect")
 
 
 def _int(text: str) -> int:
@@ -105,6 +97,23 @@ def _qos(text: str, what: str = "QoS") -> int:
     if q < 0 or q > 2:
         raise UsageError(f"Invalid {what} given: {q}")
     return q
+
+
+def _session_expiry(text: str) -> int:
+    """``-x``: C ``strtol(text, &end, 0)`` of the whole text, -1 or ``∞`` for never."""
+    if text == "∞":
+        return 0xFFFFFFFF
+    match = re.fullmatch(r"\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)", text)
+    if match is None:
+        raise UsageError("session-expiry-interval not a number.\n")
+    digits = match.group(2)
+    base = 16 if digits[:2] in ("0x", "0X") else 8 if digits.startswith("0") else 10
+    value = int(digits, base)
+    if match.group(1) == "-":
+        value = -value
+    if value < -1 or value > 0xFFFFFFFF:
+        raise UsageError("session-expiry-interval out of range.\n")
+    return 0xFFFFFFFF if value == -1 else value
 
 
 def _protocol(text: str) -> int:
@@ -211,10 +220,7 @@ def parse_common(opts: MQTTOptions, arg: str, args: ArgReader, multi_topic: bool
     elif arg in ("-V", "--protocol-version"):
         opts.protocol = _protocol(args.value(arg, "protocol version"))
     elif arg in ("-x", "--session-expiry-interval"):
-        text = args.value(arg, "session expiry interval")
-        opts.session_expiry = 0xFFFFFFFF if text in ("-1", "∞") else _int(text)
-        if not 0 <= opts.session_expiry <= 0xFFFFFFFF:
-            raise UsageError("Invalid session-expiry-interval given.")
+        opts.session_expiry = _session_expiry(args.value("-x", "session expiry interval"))
     elif arg == "--will-topic":
         topic = args.value(arg, "will topic")
         if _has_wildcard(topic):
@@ -270,11 +276,23 @@ def check_common(opts: MQTTOptions) -> None:
         raise UsageError("You must provide a client id if you are using the -c option.")
     if opts.password is not None and opts.username is None and opts.protocol != 5:
         raise UsageError("Problem setting username and/or password.", False)
+    # mosquitto: -x, or -c without -x (a session that never expires), is a CONNECT property,
+    # so -D connect session-expiry-interval next to either is a duplicate.
+    expiry = opts.session_expiry
+    if expiry is None and not opts.clean_session:
+        expiry = 0xFFFFFFFF
+    if expiry:
+        opts.properties.add_session_expiry(expiry)
+    opts.properties.check()
 
 
 def report_usage_error(program: str, exc: UsageError) -> int:
     """Print mosquitto's ``Error: ...`` / usage hint; returns exit status 1."""
-    print(f"Error: {exc}", file=sys.stderr)
+    text = str(exc)
+    if exc.prefix:
+        print(f"Error: {text}", file=sys.stderr)
+    elif text:
+        print(text, file=sys.stderr)
     if exc.show_usage_hint:
         print(f"\nUse 'm2mhub {program} --help' to see usage.", file=sys.stderr)
     return 1

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
+import re
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -22,7 +24,7 @@ from m2mhub.cli._mqtt_options import (
     valid_filter,
 )
 from m2mhub.cli._mqtt_session import Session, print_line
-from m2mhub.cli._sub_format import FormatError, check_format, format_message
+from m2mhub.cli._sub_format import FormatError, OutputFormat
 from m2mhub.client.mqtt import Message, MQTTClientError
 from m2mhub.mqtt.topics import topic_matches
 
@@ -46,7 +48,10 @@ Usage: m2mhub sub {{[-h host] [-p port] [-u username] [-P password] -t topic | -
  -C : disconnect and exit after receiving the 'msg_count' messages.
  -E : exit once all subscriptions have been acknowledged by the broker.
  -F : output format (%t topic, %p payload, %q qos, %r retain, %l length, %m mid,
-      %x/%X hex payload, %I ISO time, %U Unix time, %j JSON, @ strftime fields, \\n...).
+      %x/%X hex payload, %I ISO time, %U Unix time, %j/%J JSON; MQTT 5 properties
+      %A alias, %C content type, %D correlation data, %E expiry, %F payload format,
+      %P user properties, %R response topic, %S subscription id; @ strftime fields,
+      \\n \\t... escapes; widths as %-10t, %05l, %.3t). See docs/sub.md.
  -N : do not add an end of line character when printing the payload.
  -R : do not print stale messages (those with retain set).
  -t : mqtt topic to subscribe to. May be repeated multiple times.
@@ -54,6 +59,9 @@ Usage: m2mhub sub {{[-h host] [-p port] [-u username] [-P password] -t topic | -
  -U : unsubscribe from a topic. May be repeated.
  -v : print published messages verbosely ("topic payload").
  -W : Specifies a timeout in seconds how long to process incoming MQTT messages.
+ --pretty : print formatted output rather than minimised output when using the
+            JSON output format option.
+ --random-filter : only print a percentage of received messages (100: all, 50.0: half).
  --retained-only : only handle messages with the retained flag set, and exit when the
                    first non-retained message is received.
  --remove-retained : send a message to the server to clear any received retained messages.
@@ -73,7 +81,9 @@ class SubOptions(MQTTOptions):
     remove_retained: bool = False
     eol: bool = True
     exit_after_sub: bool = False
-    format: str | None = None
+    format: OutputFormat | None = None
+    pretty: bool = False
+    random_filter: float = 100.0  # percent of messages printed
     filter_outs: list[str] = field(default_factory=list)
     unsub_topics: list[str] = field(default_factory=list)
 
@@ -86,6 +96,15 @@ def _positive(text: str, what: str) -> int:
     if value < 1:
         raise UsageError(f'Invalid {what} "{text}".')
     return value
+
+
+def _chance(text: str) -> float:
+    """``--random-filter``: mosquitto keeps tenths of a percent, from 0.1 up to 1000.0."""
+    found = re.match(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", text)
+    tenths = int(10.0 * float(found.group(0))) if found else 0  # C atof, then an int
+    if tenths > 10000 or tenths < 1:
+        raise UsageError("--random-filter chance must be between 0.1-100.0\n")
+    return tenths / 10.0
 
 
 def parse(argv: list[str]) -> SubOptions:
@@ -102,9 +121,8 @@ def parse(argv: list[str]) -> SubOptions:
         elif arg in ("-E",):
             opts.exit_after_sub = True
         elif arg in ("-F",):
-            opts.format = args.value(arg, "format")
             try:
-                check_format(opts.format)
+                opts.format = OutputFormat(args.value(arg, "format"))
             except FormatError as exc:
                 raise UsageError(str(exc)) from None
         elif arg in ("-N",):
@@ -131,12 +149,16 @@ def parse(argv: list[str]) -> SubOptions:
             opts.unsub_topics.append(topic)
         elif arg in ("-v", "--verbose"):
             opts.verbose = True
-        elif arg in ("--pretty", "--random-filter"):
-            raise UsageError(f"{arg} is not supported yet.", False)
+        elif arg == "--pretty":
+            opts.pretty = True
+        elif arg == "--random-filter":
+            opts.random_filter = _chance(args.value(arg, "chance"))
         else:
             raise UsageError(f"Unknown option '{arg}'.")
     if opts.no_retain and opts.retained_only:
         raise UsageError("Combining '-R' and '--retained-only' makes no sense.", False)
+    if opts.format is not None:
+        opts.format.pretty = opts.pretty
     if not opts.topics:
         raise UsageError("You must specify a topic to subscribe to.")
     check_common(opts)
@@ -186,6 +208,8 @@ class Subscriber:
         for topic_filter in opts.filter_outs:
             if topic_matches(topic_filter, message.topic):
                 return
+        if opts.random_filter < 100.0 and random.random() * 100.0 >= opts.random_filter:
+            return
         self.print_message(message)
         if opts.msg_count:
             self.received += 1
@@ -196,13 +220,12 @@ class Subscriber:
         opts, out = self.opts, self.out
         eol = b"\n" if opts.eol else b""
         if opts.format is not None:
-            text = format_message(opts.format, message)
-            if text is None:
-                self.session.err(
-                    f"Error: Message payload is not valid JSON on topic {message.topic}."
-                )
-                return
+            text, errors = opts.format.render(message)
+            for error in errors:  # mosquitto prints them while its line is still buffered
+                self.session.err(error)
             out.write(text + eol)
+            out.flush()
+            return
         elif opts.verbose:
             if message.payload:
                 out.write(message.topic.encode() + b" " + message.payload + eol)
