@@ -28,7 +28,7 @@ from tests.interop.cli import Msg, interrupt, parse, start_sub
 from tests.interop.conftest import Broker, BrokerFactory, start_broker
 from tests.interop.test_log_lines import by_client, normalise
 from tests.interop.test_paho import Paho
-from tests.support import Proc, require
+from tests.support import M2MHUB, Proc, free_tcp_port, require
 
 pytestmark = pytest.mark.interop
 
@@ -360,3 +360,31 @@ def test_denied_publish_log_lines_match_mosquitto(tmp_path: Path, level: int) ->
         "Client p9q disconnected.",
     ]
     assert logs["m2mhub"] == logs["mosquitto"]
+
+
+def test_user_without_a_section_has_only_the_patterns(acl_broker: Broker) -> None:
+    with raw.RawClient(acl_broker.port, 5) as c:
+        c.connect("carol1", username="carol")
+        c.subscribe([("#", 0)])
+        for topic in ["pub/1", "both/1", "u/carol/1", "dev/carol1/1"]:
+            write(acl_broker.port, topic)
+        write(acl_broker.port, "dev/carol1/end", "END")
+        got = [p.publish_fields(5)[0] for p in c.collect_until(b"END")]
+    # The anonymous lines (pub/#, both/#) are for clients without a user name only.
+    assert got == ["u/carol/1", "dev/carol1/1", "dev/carol1/end"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["topic read a/#\ntopic frob b\n", " # indented comment\n", "user\n", "topic read a+\n"],
+    ids=["access-type", "indented-comment", "no-user-name", "bad-filter"],
+)
+def test_bad_acl_file_stops_both_brokers_with_exit_3(tmp_path: Path, text: str) -> None:
+    acl = tmp_path / "acl"
+    acl.write_text(text)
+    conf = tmp_path / "bad.conf"
+    conf.write_text(f"listener {free_tcp_port()} 127.0.0.1\nuser root\nacl_file {acl}\n")
+    for args in ([require("mosquitto"), "-c", str(conf)], [*M2MHUB, "serve", "-c", str(conf)]):
+        done = subprocess.run(args, capture_output=True, text=True, timeout=20)
+        assert done.returncode == 3, (args[0], done.stdout, done.stderr)
+    assert f"Error: {acl}:" in done.stderr  # ours names the line
