@@ -19,6 +19,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from tests.interop import raw
+from tests.interop.cli import pub, start_sub, until_sentinel
 from tests.interop.conftest import Broker, BrokerFactory
 from tests.interop.raw import RawClient
 from tests.interop.test_bad_input import Bystanders
@@ -352,3 +353,40 @@ def test_one_qos2_publish_over_receive_maximum_is_0x93(make_broker: BrokerFactor
         seen = pub.wait_closed()
     assert [(p.ptype, p.body[:1]) for p in seen] == [(raw.DISCONNECT, b"\x93")]
     others.verify()
+
+
+@pytest.mark.parametrize("version", ["5", "311"])
+def test_mosquitto_pub_and_our_max_packet_size(make_broker: BrokerFactory, version: str) -> None:
+    """``mosquitto_pub -V 5`` reads Maximum Packet Size from CONNACK and does not send a larger
+    PUBLISH at all; a 3.1.1 one cannot know and is disconnected. Same on both brokers."""
+    broker = make_broker(["max_packet_size 200"])
+    sub = start_sub(broker.port, "-t", "mpp/#", "-q", "1")
+    try:
+        mark = broker.mark()
+        pub(broker.port, "-V", version, "-i", "big", "-t", "mpp/t", "-m", "x" * 300)
+        pub(broker.port, "-V", version, "-i", "small", "-t", "mpp/t", "-m", "fits")
+        assert [m.payload for m in until_sentinel(broker.port, sub, "mpp/t")] == ["fits"]
+    finally:
+        sub.stop()
+    if version == "5":
+        broker.wait_log("Client big disconnected.", start=mark)
+        assert not any("Received PUBLISH from big" in line for line in broker.lines_since(mark))
+    else:
+        broker.wait_log("Client big disconnected due to oversize packet", start=mark)
+
+
+def test_mosquitto_sub_maximum_packet_size(broker: Broker) -> None:
+    """``mosquitto_sub -V 5 -D connect maximum-packet-size 60``: larger PUBLISHes never reach
+    it, smaller ones do, and the broker logs the same notice."""
+    sub = start_sub(
+        broker.port, "-V", "5", "-i", "small-sub", "-D", "connect", "maximum-packet-size", "60",
+        "-t", "mps/#", "-q", "1",
+    )  # fmt: skip
+    try:
+        mark = broker.mark()
+        pub(broker.port, "-t", "mps/t", "-m", "x" * 80, "-q", "1")
+        pub(broker.port, "-t", "mps/t", "-m", "fits", "-q", "1")
+        assert [m.payload for m in until_sentinel(broker.port, sub, "mps/t")] == ["fits"]
+    finally:
+        sub.stop()
+    broker.wait_log("Dropping too large outgoing PUBLISH for small-sub (90 bytes)", start=mark)
