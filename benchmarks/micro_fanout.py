@@ -59,7 +59,9 @@ def _broker(subscribers: int, level: int, alias_maximum: int) -> tuple[Broker, A
     return broker, pub
 
 
-def deliveries_per_second(subscribers: int, level: int, alias_maximum: int, seconds: float) -> float:
+def deliveries_per_second(
+    subscribers: int, level: int, alias_maximum: int, seconds: float
+) -> float:
     broker, pub = _broker(subscribers, level, alias_maximum)
     burst = b"".join(encode(Publish(TOPICS[i % len(TOPICS)], PAYLOAD), 4) for i in range(BATCH))
     best = 0.0
