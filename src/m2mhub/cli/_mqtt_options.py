@@ -272,7 +272,18 @@ def check_common(opts: MQTTOptions) -> None:
         raise UsageError("Will payload given, but no will topic given.")
     if opts.will_retain and opts.will_topic is None:
         raise UsageError("Will retain given, but no will topic given.")
-    if not opts.clean_session and opts.client_id is None and opts.id_prefix is None:
+    # mosquitto checks -c against -i (an -I prefix does not count: the id is made later).
+    if opts.protocol == 5:
+        expiry = opts.session_expiry
+        if expiry is None:
+            expiry = 0 if opts.clean_session else 0xFFFFFFFF
+        if expiry == 0xFFFFFFFF and (opts.client_id is None or opts.id_prefix is not None):
+            raise UsageError(
+                "You must provide a client id if you are using an infinite session expiry interval."
+            )
+        if not opts.clean_session and opts.client_id is None and opts.id_prefix is None:
+            raise UsageError("Invalid id and/or clean_session.", False)
+    elif not opts.clean_session and (opts.client_id is None or opts.id_prefix is not None):
         raise UsageError("You must provide a client id if you are using the -c option.")
     if opts.password is not None and opts.username is None and opts.protocol != 5:
         raise UsageError("Problem setting username and/or password.", False)

@@ -375,3 +375,22 @@ def _json_properties(message: Message) -> JSONObject:
                 item = bytes(item).split(b"\0", 1)[0]  # read by cJSON as a C string
             out.append((name, item))
     return out
+
+
+def message_output(
+    message: Message, fmt: OutputFormat | None, verbose: bool, eol: bool
+) -> tuple[bytes, list[str]]:
+    """What mosquitto_sub and mosquitto_rr print for one message, and the error lines.
+
+    ``-F fmt`` wins over ``-v`` ("topic payload"); without either the payload alone. An empty
+    payload prints nothing (b""), or ``topic (null)`` with ``-v``.
+    """
+    end = b"\n" if eol else b""
+    if fmt is not None:
+        text, errors = fmt.render(message)
+        return text + end, errors
+    if verbose:
+        if message.payload:
+            return message.topic.encode() + b" " + message.payload + end, []
+        return (message.topic.encode() + b" (null)\n" if eol else b""), []
+    return (message.payload + end if message.payload else b""), []

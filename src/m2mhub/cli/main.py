@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("m2mhub.cli.serve", "run the hub: MQTT broker (and CoAP server)"),
     "pub": ("m2mhub.cli.pub", "publish MQTT messages (mosquitto_pub's flags)"),
     "sub": ("m2mhub.cli.sub", "subscribe to MQTT topics (mosquitto_sub's flags)"),
+    "rr": ("m2mhub.cli.rr", "MQTT request/response: publish, print the reply (mosquitto_rr's)"),
     "coap": ("m2mhub.cli.coap", "CoAP client (libcoap coap-client's flags)"),
     "trace": ("m2mhub.cli.trace", "transparent proxy that prints every packet"),
     "lab": ("m2mhub.cli.lab", "the protocol experiments, as tables and reports"),

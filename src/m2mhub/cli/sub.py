@@ -24,7 +24,7 @@ from m2mhub.cli._mqtt_options import (
     valid_filter,
 )
 from m2mhub.cli._mqtt_session import Session, print_line
-from m2mhub.cli._sub_format import FormatError, OutputFormat
+from m2mhub.cli._sub_format import FormatError, OutputFormat, message_output
 from m2mhub.client.mqtt import Message, MQTTClientError
 from m2mhub.mqtt.topics import topic_matches
 
@@ -217,25 +217,13 @@ class Subscriber:
                 self.stop()
 
     def print_message(self, message: Message) -> None:
-        opts, out = self.opts, self.out
-        eol = b"\n" if opts.eol else b""
-        if opts.format is not None:
-            text, errors = opts.format.render(message)
-            for error in errors:  # mosquitto prints them while its line is still buffered
-                self.session.err(error)
-            out.write(text + eol)
-            out.flush()
-            return
-        elif opts.verbose:
-            if message.payload:
-                out.write(message.topic.encode() + b" " + message.payload + eol)
-            elif opts.eol:
-                out.write(message.topic.encode() + b" (null)\n")
-        elif message.payload:
-            out.write(message.payload + eol)
-        else:
-            return
-        out.flush()
+        opts = self.opts
+        text, errors = message_output(message, opts.format, opts.verbose, opts.eol)
+        for error in errors:  # mosquitto prints them while its line is still buffered
+            self.session.err(error)
+        if text:
+            self.out.write(text)
+            self.out.flush()
 
     def on_timeout(self) -> None:
         if not self.done:
