@@ -21,7 +21,12 @@ from m2mhub.cli._mqtt_options import (
     report_usage_error,
 )
 from m2mhub.cli._mqtt_session import EXIT_CONNECTION_LOST, Session
-from m2mhub.client.mqtt import ConnectionLostError, ConnectionRefusedByBroker, PublishFailed
+from m2mhub.client.mqtt import (
+    ConnectionLostError,
+    ConnectionRefusedByBroker,
+    PublishFailed,
+    PublishResult,
+)
 from m2mhub.mqtt.reason_codes import reason_string
 
 USAGE = f"""\
@@ -170,7 +175,7 @@ async def _publish_lines(session: Session, opts: PubOptions) -> None:
     publish = session.client.publish_nowait
     topic, qos, retain = opts.topics[0], opts.qos, opts.retain
     props = opts.properties.get("publish") or None
-    pending: list[asyncio.Future[int]] = []
+    pending: list[asyncio.Future[PublishResult]] = []
     rest = b""
     while chunk := await chunks.get():
         lines = (rest + chunk).split(b"\n")

@@ -16,7 +16,11 @@ if TYPE_CHECKING:
         Message,
         MQTTClient,
         MQTTClientError,
+        MQTTProperties,
         PublishFailed,
+        PublishResult,
+        SubscribeResult,
+        UnsubscribeResult,
         Will,
     )
 
@@ -26,8 +30,12 @@ __all__ = [
     "ConnectionRefusedByBroker",
     "MQTTClient",
     "MQTTClientError",
+    "MQTTProperties",
     "Message",
     "PublishFailed",
+    "PublishResult",
+    "SubscribeResult",
+    "UnsubscribeResult",
     "Will",
 ]
 

@@ -36,7 +36,7 @@ from m2mhub.auth.enhanced import (
     Success,
 )
 from m2mhub.mqtt.codec import PacketReader, encode
-from m2mhub.mqtt.errors import ProtocolError
+from m2mhub.mqtt.errors import MQTTError, ProtocolError
 from m2mhub.mqtt.packets import (
     MQTT_3_1,
     MQTT_5,
@@ -61,6 +61,10 @@ from m2mhub.mqtt.packets import (
 )
 
 RECEIVE_MAXIMUM = 0x21
+TOPIC_ALIAS_MAXIMUM = 0x22
+TOPIC_ALIAS = 0x23
+RECEIVE_MAXIMUM_EXCEEDED = 0x93
+TOPIC_ALIAS_INVALID = 0x94
 ASSIGNED_CLIENT_IDENTIFIER = 0x12
 SERVER_KEEP_ALIVE = 0x13
 AUTHENTICATION_METHOD = 0x15
@@ -119,39 +123,55 @@ class MessageReceived:
 
 
 class PublishCompleted:
-    """An outgoing QoS 1/2 message finished its flow (PUBACK, PUBCOMP, or a failing PUBREC)."""
+    """An outgoing QoS 1/2 message finished its flow (PUBACK, PUBCOMP, or a failing PUBREC).
 
-    __slots__ = ("mid", "reason_code")
+    ``properties`` are those of that acknowledgement (MQTT 5: Reason String, User Property).
+    """
 
-    def __init__(self, mid: int, reason_code: int) -> None:
+    __slots__ = ("mid", "properties", "reason_code")
+
+    def __init__(self, mid: int, reason_code: int, properties: Properties | None = None) -> None:
         self.mid = mid
         self.reason_code = reason_code
+        self.properties = properties if properties is not None else {}
 
     def __repr__(self) -> str:
         return f"PublishCompleted(mid={self.mid}, reason_code={self.reason_code})"
 
 
 class SubscribeCompleted:
-    """SUBACK: one granted QoS (or failure/reason code) per requested filter."""
+    """SUBACK: one granted QoS (or failure/reason code) per requested filter.
 
-    __slots__ = ("mid", "reason_codes")
+    ``properties``: the ack's (MQTT 5).
+    """
 
-    def __init__(self, mid: int, reason_codes: list[int]) -> None:
+    __slots__ = ("mid", "properties", "reason_codes")
+
+    def __init__(
+        self, mid: int, reason_codes: list[int], properties: Properties | None = None
+    ) -> None:
         self.mid = mid
         self.reason_codes = reason_codes
+        self.properties = properties if properties is not None else {}
 
     def __repr__(self) -> str:
         return f"SubscribeCompleted(mid={self.mid}, reason_codes={self.reason_codes})"
 
 
 class UnsubscribeCompleted:
-    """UNSUBACK (reason codes only in MQTT 5; empty before)."""
+    """UNSUBACK (reason codes only in MQTT 5; empty before).
 
-    __slots__ = ("mid", "reason_codes")
+    ``properties``: the ack's (MQTT 5).
+    """
 
-    def __init__(self, mid: int, reason_codes: list[int]) -> None:
+    __slots__ = ("mid", "properties", "reason_codes")
+
+    def __init__(
+        self, mid: int, reason_codes: list[int], properties: Properties | None = None
+    ) -> None:
         self.mid = mid
         self.reason_codes = reason_codes
+        self.properties = properties if properties is not None else {}
 
     def __repr__(self) -> str:
         return f"UnsubscribeCompleted(mid={self.mid}, reason_codes={self.reason_codes})"
@@ -242,6 +262,7 @@ class ClientConnection:
         "_auth_exchange",
         "_events",
         "_in_use",
+        "_inbound_aliases",
         "_incoming_qos2",
         "_inflight",
         "_last_sent",
@@ -252,6 +273,8 @@ class ClientConnection:
         "_pending_unsubs",
         "_ping_sent",
         "_reader",
+        "_receive_maximum",
+        "_topic_alias_maximum",
         "_waiting",
         "clean_start",
         "client_id",
@@ -286,6 +309,12 @@ class ClientConnection:
         self._inflight: dict[int, _Outgoing] = {}
         self._waiting: deque[_Outgoing] = deque()
         self._incoming_qos2: dict[int, Publish] = {}
+        # MQTT 5, what our CONNECT offered: the broker may name topics by alias (up to
+        # _topic_alias_maximum; the table lives as long as one network connection) and may
+        # have at most _receive_maximum QoS 2 messages waiting for our PUBCOMP.
+        self._topic_alias_maximum = 0
+        self._inbound_aliases: dict[int, str] = {}
+        self._receive_maximum = 65535
         # Message ids of QoS 1/2 messages (waiting or in flight) and of unanswered (UN)SUBSCRIBEs.
         self._in_use: set[int] = set()
         self._pending_subs: set[int] = set()
@@ -348,6 +377,10 @@ class ClientConnection:
         self.keepalive = connect.keepalive
         self.clean_start = connect.clean_start
         self.session_present = False
+        if self.protocol_level == MQTT_5:
+            self._topic_alias_maximum = connect.properties.get(TOPIC_ALIAS_MAXIMUM, 0)
+            self._receive_maximum = connect.properties.get(RECEIVE_MAXIMUM) or 65535
+        self._inbound_aliases.clear()
         self._reader = PacketReader(self.protocol_level)
         self._out.clear()
         self._events.clear()
@@ -500,18 +533,26 @@ class ClientConnection:
         """Handle received packets until one produces an event; None when all are handled.
 
         Raises an :class:`~m2mhub.mqtt.errors.MQTTError` for bytes or packets a broker must not
-        send; the network connection should then be closed.
+        send; the network connection should then be closed. In MQTT 5 a DISCONNECT carrying
+        the error's reason code (0x81 malformed, 0x82 protocol error, 0x93 receive maximum
+        exceeded, 0x94 topic alias invalid...) is queued first: send it before closing.
         """
         events = self._events
         if events:
             return events.popleft()
         reader = self._reader
-        while (packet := reader.next_packet()) is not None:
-            event = self._handle(packet, now)
-            if event is not None:
-                return event
-            if events:
-                return events.popleft()
+        try:
+            while (packet := reader.next_packet()) is not None:
+                event = self._handle(packet, now)
+                if event is not None:
+                    return event
+                if events:
+                    return events.popleft()
+        except MQTTError as exc:
+            if self.protocol_level == MQTT_5 and self.state is State.CONNECTED:
+                self._send(Disconnect(exc.reason_code), now)
+            self.state = State.CLOSED
+            raise
         return None
 
     def receive_data(self, data: bytes, now: float = 0.0) -> list[Event]:
@@ -540,11 +581,11 @@ class ClientConnection:
         if isinstance(packet, Suback):
             self._pending_subs.discard(packet.packet_id)
             self._in_use.discard(packet.packet_id)
-            return SubscribeCompleted(packet.packet_id, packet.reason_codes)
+            return SubscribeCompleted(packet.packet_id, packet.reason_codes, packet.properties)
         if isinstance(packet, Unsuback):
             self._pending_unsubs.discard(packet.packet_id)
             self._in_use.discard(packet.packet_id)
-            return UnsubscribeCompleted(packet.packet_id, packet.reason_codes)
+            return UnsubscribeCompleted(packet.packet_id, packet.reason_codes, packet.properties)
         if isinstance(packet, Pingresp):
             self._ping_sent = None
             return PongReceived()
@@ -646,6 +687,8 @@ class ClientConnection:
             self._send(out.publish, now)
 
     def _on_publish(self, packet: Publish, now: float) -> Event | None:
+        if self.protocol_level == MQTT_5 and TOPIC_ALIAS in packet.properties:
+            self._resolve_alias(packet)
         qos = packet.qos
         if qos == 0:
             return MessageReceived(packet)
@@ -654,9 +697,31 @@ class ClientConnection:
             self._send(Puback(pid), now)
             return MessageReceived(packet)
         if pid not in self._incoming_qos2:
+            if len(self._incoming_qos2) >= self._receive_maximum:
+                raise ProtocolError(
+                    f"more than Receive Maximum ({self._receive_maximum}) QoS 2 messages "
+                    "awaiting PUBCOMP",
+                    RECEIVE_MAXIMUM_EXCEEDED,
+                )
             self._incoming_qos2[pid] = packet
         self._send(Pubrec(pid), now)
         return None
+
+    def _resolve_alias(self, packet: Publish) -> None:
+        """Server-to-client topic alias: a topic sets the alias, an empty topic uses it."""
+        alias = packet.properties[TOPIC_ALIAS]
+        if not 0 < alias <= self._topic_alias_maximum:
+            raise ProtocolError(
+                f"topic alias {alias} outside 1..{self._topic_alias_maximum}",
+                TOPIC_ALIAS_INVALID,
+            )
+        if packet.topic:
+            self._inbound_aliases[alias] = packet.topic
+            return
+        topic = self._inbound_aliases.get(alias)
+        if topic is None:
+            raise ProtocolError(f"PUBLISH with unknown topic alias {alias} and no topic")
+        packet.topic = topic
 
     def _on_pubrel(self, packet: Pubrel, now: float) -> Event | None:
         pid = packet.packet_id
@@ -672,7 +737,7 @@ class ClientConnection:
         if out is None or out.publish.qos != 1:
             return None  # a late or unknown ack: nothing waits for it
         self._complete(packet.packet_id, now)
-        return PublishCompleted(packet.packet_id, packet.reason_code)
+        return PublishCompleted(packet.packet_id, packet.reason_code, packet.properties)
 
     def _on_pubrec(self, packet: Pubrec, now: float) -> Event | None:
         pid = packet.packet_id
@@ -685,7 +750,7 @@ class ClientConnection:
             return None
         if packet.reason_code >= 0x80:
             self._complete(pid, now)
-            return PublishCompleted(pid, packet.reason_code)
+            return PublishCompleted(pid, packet.reason_code, packet.properties)
         out.released = True
         self._send(Pubrel(pid), now)
         return None
@@ -695,7 +760,7 @@ class ClientConnection:
         if out is None or not out.released:
             return None
         self._complete(packet.packet_id, now)
-        return PublishCompleted(packet.packet_id, packet.reason_code)
+        return PublishCompleted(packet.packet_id, packet.reason_code, packet.properties)
 
     def _complete(self, mid: int, now: float) -> None:
         del self._inflight[mid]

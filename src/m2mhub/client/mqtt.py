@@ -30,6 +30,7 @@ import string
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Self
 
 from m2mhub.auth.enhanced import ClientAuthMethod
 from m2mhub.client.connection import (
@@ -46,6 +47,7 @@ from m2mhub.client.connection import (
     SubscribeCompleted,
     UnsubscribeCompleted,
 )
+from m2mhub.client.properties import MQTTProperties
 from m2mhub.mqtt.errors import MQTTError
 from m2mhub.mqtt.packets import (
     MQTT_3_1,
@@ -64,8 +66,12 @@ __all__ = [
     "ConnectionRefusedByBroker",
     "MQTTClient",
     "MQTTClientError",
+    "MQTTProperties",
     "Message",
     "PublishFailed",
+    "PublishResult",
+    "SubscribeResult",
+    "UnsubscribeResult",
     "Will",
 ]
 
@@ -87,7 +93,10 @@ class ConnectionRefusedByBroker(MQTTClientError):
     def __init__(self, code: int, protocol_level: int, properties: Properties) -> None:
         self.code = code
         self.protocol_level = protocol_level
-        self.properties = properties
+        self.properties = MQTTProperties(properties)
+        # MQTT 5: the broker's own explanation, if it sent one (not part of str(exc), which is
+        # mosquitto's text for the code, as m2mhub pub/sub print it).
+        self.reason_string: str | None = self.properties.reason_string
         text = reason_string(code) if protocol_level == MQTT_5 else connack_string(code)
         super().__init__(text)
 
@@ -95,12 +104,21 @@ class ConnectionRefusedByBroker(MQTTClientError):
 class ConnectionLostError(MQTTClientError):
     """The network connection closed (or the broker sent DISCONNECT) while in use.
 
-    ``reason_code`` is the MQTT 5 DISCONNECT reason code when the broker sent one, else None.
+    ``reason_code`` is the MQTT 5 DISCONNECT reason code when the broker sent one (or the one
+    we sent when the broker broke the protocol), else None; ``reason_string`` and
+    ``properties`` are those of the broker's DISCONNECT.
     """
 
-    def __init__(self, text: str, reason_code: int | None = None) -> None:
+    def __init__(
+        self,
+        text: str,
+        reason_code: int | None = None,
+        properties: Properties | None = None,
+    ) -> None:
         super().__init__(text)
         self.reason_code = reason_code
+        self.properties = MQTTProperties(properties)
+        self.reason_string: str | None = self.properties.reason_string
 
 
 class AuthenticationError(MQTTClientError):
@@ -112,10 +130,58 @@ class AuthenticationError(MQTTClientError):
 class PublishFailed(MQTTClientError):
     """An MQTT 5 broker acknowledged a publish with a failure reason code (>= 0x80)."""
 
-    def __init__(self, mid: int, reason_code: int) -> None:
-        super().__init__(f"publish {mid} failed: {reason_string(reason_code)}")
+    def __init__(self, mid: int, reason_code: int, properties: Properties | None = None) -> None:
+        self.properties = MQTTProperties(properties)
+        self.reason_string: str | None = self.properties.reason_string
+        detail = f" ({self.reason_string})" if self.reason_string else ""
+        super().__init__(f"publish {mid} failed: {reason_string(reason_code)}{detail}")
         self.mid = mid
         self.reason_code = reason_code
+
+
+class PublishResult(int):
+    """What :meth:`MQTTClient.publish` returns: the reason code (an ``int``, 0 for QoS 0 and
+    before MQTT 5) with the acknowledgement's ``reason_string`` and ``properties``."""
+
+    mid: int
+    properties: MQTTProperties
+
+    def __new__(cls, reason_code: int, mid: int = 0, properties: Properties | None = None) -> Self:
+        result = super().__new__(cls, reason_code)
+        result.mid = mid
+        result.properties = MQTTProperties(properties)
+        return result
+
+    @property
+    def reason_code(self) -> int:
+        return int(self)
+
+    @property
+    def reason_string(self) -> str | None:
+        return self.properties.reason_string
+
+
+class SubscribeResult(list[int]):
+    """What :meth:`MQTTClient.subscribe` returns: the SUBACK's list of granted QoS / reason
+    codes (0x80 and up: refused), with its ``mid``, ``reason_string`` and ``properties``."""
+
+    def __init__(self, codes: list[int], mid: int = 0, properties: Properties | None = None):
+        super().__init__(codes)
+        self.mid = mid
+        self.properties = MQTTProperties(properties)
+
+    @property
+    def reason_codes(self) -> list[int]:
+        return list(self)
+
+    @property
+    def reason_string(self) -> str | None:
+        return self.properties.reason_string
+
+
+class UnsubscribeResult(SubscribeResult):
+    """What :meth:`MQTTClient.unsubscribe` returns: the UNSUBACK's reason codes (MQTT 5; an
+    empty list before), with ``mid``, ``reason_string`` and ``properties``."""
 
 
 @dataclass(slots=True)
@@ -127,7 +193,8 @@ class Message:
     qos: int = 0
     retain: bool = False
     dup: bool = False
-    properties: Properties = field(default_factory=dict)
+    # MQTT 5 properties, by name (``message.properties.content_type``) or identifier.
+    properties: MQTTProperties = field(default_factory=MQTTProperties)
     mid: int = 0  # the packet identifier it arrived with (0 for QoS 0)
 
 
@@ -138,6 +205,9 @@ def random_client_id(prefix: str = "mosq-") -> str:
 
 
 _END = None  # put into the message queue when the connection ends
+TOPIC_ALIAS_MAXIMUM = 0x22
+RECEIVE_MAXIMUM = 0x21
+REASON_STRING = 0x1F
 _REAUTH = 0  # the waiter key of a re-authentication (message ids start at 1)
 
 
@@ -188,7 +258,9 @@ class MQTTClient:
         self._timer: asyncio.TimerHandle | None = None
         self._error: MQTTClientError | None = None
         self._stopping = False
-        self.connack_properties: Properties = {}
+        # The broker's CONNACK properties (MQTT 5): assigned_client_identifier,
+        # server_keep_alive, receive_maximum, topic_alias_maximum, maximum_packet_size...
+        self.connack_properties = MQTTProperties()
         self.session_present = False
 
     # ---------------------------------------------------------------- properties
@@ -238,6 +310,8 @@ class MQTTClient:
         bind_address: str | None = None,
         unix_path: str | None = None,
         auth: ClientAuthMethod | None = None,
+        topic_alias_maximum: int = 0,
+        receive_maximum: int | None = None,
     ) -> bool:
         """Open the TCP connection, send CONNECT and wait for CONNACK; returns session present.
 
@@ -292,7 +366,9 @@ class MQTTClient:
                 will=will,
                 username=username,
                 password=password,
-                properties=dict(properties or {}),
+                properties=self._connect_properties(
+                    protocol, properties, topic_alias_maximum, receive_maximum
+                ),
             ),
             loop.time(),
             auth,
@@ -306,10 +382,26 @@ class MQTTClient:
         if connack.reason_code != 0:
             self._abort()
             raise ConnectionRefusedByBroker(connack.reason_code, protocol, connack.properties)
-        self.connack_properties = connack.properties
+        self.connack_properties = MQTTProperties(connack.properties)
         self.session_present = connack.session_present
         self._schedule_timer()
         return connack.session_present
+
+    @staticmethod
+    def _connect_properties(
+        protocol: int,
+        properties: Properties | None,
+        topic_alias_maximum: int,
+        receive_maximum: int | None,
+    ) -> Properties:
+        props = MQTTProperties(dict(properties or {}))
+        if protocol != MQTT_5:
+            return props
+        if topic_alias_maximum:
+            props.setdefault(TOPIC_ALIAS_MAXIMUM, topic_alias_maximum)
+        if receive_maximum is not None:
+            props.setdefault(RECEIVE_MAXIMUM, receive_maximum)
+        return props
 
     async def reauthenticate(self, timeout: float | None = None) -> Properties:
         """MQTT 5 re-authentication (AUTH 0x19) with the method given to :meth:`connect`;
@@ -368,8 +460,8 @@ class MQTTClient:
         qos: int = 0,
         retain: bool = False,
         properties: Properties | None = None,
-    ) -> asyncio.Future[int]:
-        """Queue a message; the future gives the final reason code (0 at once for QoS 0).
+    ) -> asyncio.Future[PublishResult]:
+        """Queue a message; the future gives the :class:`PublishResult` (0 at once for QoS 0).
 
         Lets a caller pipeline many QoS 1/2 messages, as ``mosquitto_pub -l`` does.
         """
@@ -378,9 +470,9 @@ class MQTTClient:
             payload = payload.encode("utf-8")
         mid = conn.publish(topic, payload, qos, retain, self._now(), properties)
         self._flush()
-        future: asyncio.Future[int] = self._loop_().create_future()
+        future: asyncio.Future[PublishResult] = self._loop_().create_future()
         if qos == 0:
-            future.set_result(0)
+            future.set_result(PublishResult(0, mid))
         else:
             self._waiters[mid] = future  # type: ignore[assignment]
         return future
@@ -392,10 +484,14 @@ class MQTTClient:
         qos: int = 0,
         retain: bool = False,
         properties: Properties | None = None,
-    ) -> int:
+    ) -> PublishResult:
         """Publish and wait for the QoS flow to finish; returns the (MQTT 5) reason code.
 
-        Raises :class:`PublishFailed` if an MQTT 5 broker answers with a failure code.
+        The result is an ``int`` (0x00 success, 0x10 no matching subscribers...) that also
+        carries the acknowledgement's ``reason_string`` and ``properties``. ``properties`` to
+        send: an :class:`MQTTProperties` (``MQTTProperties(content_type="text/plain")``) or a
+        ``{identifier: value}`` dict. Raises :class:`PublishFailed` (with the reason code and
+        string) if an MQTT 5 broker answers with a failure code.
         """
         return await self.publish_nowait(topic, payload, qos, retain, properties)
 
@@ -403,11 +499,11 @@ class MQTTClient:
         self,
         subscriptions: Iterable[tuple[str, int | SubscriptionOptions]],
         properties: Properties | None = None,
-    ) -> tuple[int, asyncio.Future[list[int]]]:
-        """Send SUBSCRIBE now; returns its mid and a future of the granted QoS list."""
+    ) -> tuple[int, asyncio.Future[SubscribeResult]]:
+        """Send SUBSCRIBE now; returns its mid and a future of the :class:`SubscribeResult`."""
         conn = self._require()
         mid = conn.subscribe(subscriptions, self._now(), properties)
-        future: asyncio.Future[list[int]] = self._loop_().create_future()
+        future: asyncio.Future[SubscribeResult] = self._loop_().create_future()
         self._waiters[mid] = future  # type: ignore[assignment]
         self._flush()
         return mid, future
@@ -416,25 +512,28 @@ class MQTTClient:
         self,
         subscriptions: Iterable[tuple[str, int | SubscriptionOptions]],
         properties: Properties | None = None,
-    ) -> list[int]:
-        """Subscribe to ``(filter, qos)`` pairs; returns the granted QoS (0x80+ = refused)."""
+    ) -> SubscribeResult:
+        """Subscribe to ``(filter, qos or SubscriptionOptions)`` pairs; returns the granted QoS
+        per filter (0x80 and up: refused), a list carrying the SUBACK's ``reason_string`` and
+        ``properties``. ``properties``: e.g. ``MQTTProperties(subscription_identifiers=[7])``."""
         return await self.subscribe_nowait(subscriptions, properties)[1]
 
     def unsubscribe_nowait(
         self, topic_filters: Iterable[str], properties: Properties | None = None
-    ) -> tuple[int, asyncio.Future[list[int]]]:
-        """Send UNSUBSCRIBE now; returns its mid and a future of the UNSUBACK reason codes."""
+    ) -> tuple[int, asyncio.Future[UnsubscribeResult]]:
+        """Send UNSUBSCRIBE now; returns its mid and a future of the :class:`UnsubscribeResult`."""
         conn = self._require()
         mid = conn.unsubscribe(topic_filters, self._now(), properties)
-        future: asyncio.Future[list[int]] = self._loop_().create_future()
+        future: asyncio.Future[UnsubscribeResult] = self._loop_().create_future()
         self._waiters[mid] = future  # type: ignore[assignment]
         self._flush()
         return mid, future
 
     async def unsubscribe(
         self, topic_filters: Iterable[str], properties: Properties | None = None
-    ) -> list[int]:
-        """Unsubscribe; returns the MQTT 5 reason codes (an empty list before MQTT 5)."""
+    ) -> UnsubscribeResult:
+        """Unsubscribe; returns the MQTT 5 reason codes (an empty list before MQTT 5), with the
+        UNSUBACK's ``reason_string`` and ``properties``."""
         return await self.unsubscribe_nowait(topic_filters, properties)[1]
 
     async def messages(self) -> AsyncIterator[Message]:
@@ -504,15 +603,19 @@ class MQTTClient:
             while not self._stopping and (event := conn.next_event(now)) is not None:
                 self._dispatch(event)
         except MQTTError as exc:
-            self._fail(ConnectionLostError(f"protocol error from broker: {exc.reason}"))
+            self._flush()  # MQTT 5: the DISCONNECT with the reason code, before closing
+            code = exc.reason_code if conn.protocol_level == MQTT_5 else None
+            text = f"protocol error from broker: {exc.reason}"
+            if code is not None:
+                text += f" (sent DISCONNECT 0x{code:02X} {reason_string(code)})"
+            self._fail(ConnectionLostError(text, code))
         self._flush()
 
     def _dispatch(self, event: Event) -> None:
         if isinstance(event, MessageReceived):
             p = event.publish
-            message = Message(
-                p.topic, p.payload, p.qos, p.retain, p.dup, p.properties, p.packet_id or 0
-            )
+            props = MQTTProperties(p.properties)
+            message = Message(p.topic, p.payload, p.qos, p.retain, p.dup, props, p.packet_id or 0)
             if self.on_message is not None:
                 self.on_message(message)
             else:
@@ -521,15 +624,19 @@ class MQTTClient:
             waiter = self._waiters.pop(event.mid, None)
             if waiter is not None and not waiter.done():
                 if event.reason_code >= 0x80:
-                    waiter.set_exception(PublishFailed(event.mid, event.reason_code))
+                    failed = PublishFailed(event.mid, event.reason_code, event.properties)
+                    waiter.set_exception(failed)
                 else:
-                    waiter.set_result(event.reason_code)
+                    waiter.set_result(PublishResult(event.reason_code, event.mid, event.properties))
         elif isinstance(event, (SubscribeCompleted, UnsubscribeCompleted)):
             if isinstance(event, SubscribeCompleted) and self.on_subscribe is not None:
                 self.on_subscribe(event.mid, event.reason_codes)
             waiter = self._waiters.pop(event.mid, None)
             if waiter is not None and not waiter.done():
-                waiter.set_result(event.reason_codes)
+                kind = (
+                    SubscribeResult if isinstance(event, SubscribeCompleted) else UnsubscribeResult
+                )
+                waiter.set_result(kind(event.reason_codes, event.mid, event.properties))
         elif isinstance(event, ConnackReceived):
             if self._connack is not None and not self._connack.done():
                 self._connack.set_result(event)
@@ -540,12 +647,12 @@ class MQTTClient:
         elif isinstance(event, AuthenticationFailed):
             self._fail(AuthenticationError(event.reason))
         elif isinstance(event, DisconnectReceived):
-            self._fail(
-                ConnectionLostError(
-                    f"broker sent DISCONNECT: {reason_string(event.reason_code)}",
-                    event.reason_code,
-                )
-            )
+            code = event.reason_code
+            text = f"broker sent DISCONNECT: {reason_string(code)} (0x{code:02X})"
+            explanation = event.properties.get(REASON_STRING)
+            if explanation:
+                text += f": {explanation}"
+            self._fail(ConnectionLostError(text, code, event.properties))
         elif isinstance(event, KeepaliveTimeout):
             self._fail(ConnectionLostError("no PINGRESP from the broker within keepalive"))
 
