@@ -1,0 +1,334 @@
+"""MQTT 5.0 acceptance checks that no other interop file makes, on mosquitto and m2mhub alike.
+
+Each is a user-visible promise of the MQTT 5.0 work that was true on both brokers but had no
+test of its own: the ``-v`` lines of a whole 5.0 flow, UNSUBACK reason codes, the client's
+Receive Maximum respected by the broker, request/response driven by ``mosquitto_rr``, a 3.1.1
+subscriber getting the very same bytes from both brokers while 5.0 clients use 5.0 features,
+and the answer to a PUBREL for a packet identifier the broker does not know.
+"""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from tests.interop import raw
+from tests.interop.cli import pub, start_sub
+from tests.interop.conftest import Broker, start_broker
+from tests.interop.raw import RawClient
+from tests.interop.test_log_lines import after_startup, by_client
+from tests.interop.test_mqtt5_properties import TIMEOUT, Client5
+from tests.support import require
+
+pytestmark = pytest.mark.interop
+
+SESSION_EXPIRY = 0x11
+RECEIVE_MAXIMUM = 0x21
+TOPIC_ALIAS_MAXIMUM = 0x22
+TOPIC_ALIAS = 0x23
+
+
+def prop_bytes(*pairs: tuple[int, bytes]) -> bytes:
+    """MQTT 5 properties (id, encoded value), as ``raw.publish`` takes them (no length)."""
+    return b"".join(bytes([pid]) + value for pid, value in pairs)
+
+
+def props(*pairs: tuple[int, bytes]) -> bytes:
+    """MQTT 5 properties (id, encoded value), their length prefixed."""
+    body = prop_bytes(*pairs)
+    return raw.varint(len(body)) + body
+
+
+def connect5(client_id: str, *pairs: tuple[int, bytes], clean: bool = True) -> bytes:
+    """A 5.0 CONNECT (keepalive 60, no will) with the given CONNECT properties."""
+    body = raw.utf8(b"MQTT") + bytes([5, 0x02 if clean else 0]) + struct.pack("!H", 60)
+    return raw.packet(raw.CONNECT, 0, body + props(*pairs) + raw.utf8(client_id))
+
+
+def connected5(port: int, client_id: str, *pairs: tuple[int, bytes]) -> RawClient:
+    c = RawClient(port, level=5)
+    c.send(connect5(client_id, *pairs))
+    assert c.expect(raw.CONNACK).body[1] == 0
+    return c
+
+
+def ping(c: RawClient, answer_pubrel: bool = False) -> list[raw.Packet]:
+    """Every packet the broker sent ``c`` before answering a PINGREQ sent now.
+
+    The broker handles a connection's packets in order and writes to it in order, so whatever
+    it had sent before it read the PINGREQ arrives before the PINGRESP: a barrier, not a wait.
+    With ``answer_pubrel``, PUBRELs (of QoS 2 flows already received) get their PUBCOMP and
+    are left out.
+    """
+    c.send(raw.PINGREQ_BYTES)
+    seen = []
+    while (pkt := c.read(TIMEOUT)).ptype != raw.PINGRESP:
+        if answer_pubrel and pkt.ptype == raw.PUBREL:
+            c.send(raw.ack(raw.PUBCOMP, pkt.pid()))
+            continue
+        seen.append(pkt)
+    return seen
+
+
+# ------------------------------------------------------------------ -v lines of a 5.0 flow
+
+
+def v5_flow(broker: Broker) -> dict[str, list[str]]:
+    """A 5.0 subscriber (session expiry, Subscription Identifier, user property, will) gets a
+    retained QoS 2 message with properties, a QoS 1 request-style message and a QoS 0 message
+    sent through a client topic alias; it comes back to unsubscribe and ends its session with
+    DISCONNECT carrying Session Expiry 0. Every step waits for the previous one's last line.
+    """
+    port = broker.port
+    sub = start_sub(
+        port,
+        *("-V", "5", "-i", "Sub5", "-c", "-x", "60", "-q", "2", "-t", "f/#", "-C", "3"),
+        *("-D", "subscribe", "subscription-identifier", "7"),
+        *("-D", "connect", "user-property", "app", "acceptance"),
+        *("--will-topic", "f/will", "--will-payload", "gone", "--will-qos", "1"),
+        *("-D", "will", "will-delay-interval", "30"),
+    )
+    try:
+        pub(
+            port,
+            *("-V", "5", "-i", "Pub5a", "-t", "f/a", "-m", "hello", "-q", "2", "-r"),
+            *("-D", "publish", "message-expiry-interval", "300"),
+            *("-D", "publish", "user-property", "k", "v"),
+            *("-D", "publish", "content-type", "text/plain"),
+        )
+        sub.wait_for_line("|hello")
+        broker.wait_log("Received PUBCOMP from Sub5")
+        broker.wait_log("Client Pub5a disconnected.")
+        pub(
+            port,
+            *("-V", "5", "-i", "Pub5b", "-t", "f/b", "-m", "question", "-q", "1"),
+            *("-D", "publish", "response-topic", "f/answers"),
+            *("-D", "publish", "correlation-data", "c0ffee"),
+            *("-D", "publish", "payload-format-indicator", "1"),
+        )
+        sub.wait_for_line("|question")
+        broker.wait_log("Received PUBACK from Sub5")
+        broker.wait_log("Client Pub5b disconnected.")
+        pub(
+            port,
+            *("-V", "5", "-i", "Pub5c", "-t", "f/c", "-m", "zero", "-q", "0"),
+            *("-D", "publish", "topic-alias", "1"),
+        )
+        assert sub.wait(10) == 0  # -C 3: leaves with DISCONNECT after the third message
+        broker.wait_log("Client Sub5 disconnected.")
+        broker.wait_log("Client Pub5c disconnected.")
+    finally:
+        sub.stop()
+    mark = broker.mark()
+    with RawClient(port, level=5) as again:
+        again.send(connect5("Sub5", (SESSION_EXPIRY, struct.pack("!I", 60)), clean=False))
+        assert again.expect(raw.CONNACK).body[0] & 1  # session present
+        again.send(raw.unsubscribe(9, ["f/#"], level=5))
+        again.expect(raw.UNSUBACK)
+        again.send(raw.packet(raw.DISCONNECT, 0, b"\x00" + props((SESSION_EXPIRY, bytes(4)))))
+        again.wait_closed()
+    broker.wait_log("Client Sub5 disconnected.", start=mark)
+    pub(port, "-V", "5", "-i", "Pub5d", "-t", "f/a", "-n", "-r")
+    broker.barrier()
+    return by_client(after_startup(broker), ["Sub5", "Pub5a", "Pub5b", "Pub5c", "Pub5d", "BARRIER"])
+
+
+def test_v5_flow_log_lines_match_mosquitto(tmp_path: Path) -> None:
+    results = {}
+    for kind in ("mosquitto", "m2mhub"):
+        with start_broker(kind, tmp_path) as broker:
+            results[kind] = v5_flow(broker)
+    theirs = results["mosquitto"]
+    # The flow did what it says on mosquitto (so the comparison compares something).
+    assert "New client connected from 127.0.0.1:PORT as Sub5 (p5, c0, k60)." in theirs["Sub5"]
+    assert "Received PUBLISH from Pub5c (d0, q0, r0, m0, 'f/c', ... (4 bytes))" in theirs["Pub5c"]
+    assert "Sending PUBLISH to Sub5 (d0, q2, r0, m1, 'f/a', ... (5 bytes))" in theirs["Sub5"]
+    assert "Received UNSUBSCRIBE from Sub5" in theirs["Sub5"]
+    assert "Will message specified (4 bytes) (r0, q1)." in theirs[""]
+    for client, lines in theirs.items():
+        assert results["m2mhub"][client] == lines, f"lines of {client or 'no client'} differ"
+
+
+# ------------------------------------------------------------------ acknowledgements
+
+
+def test_unsuback_reason_codes(broker: Broker) -> None:
+    """5.0 UNSUBACK: 0x00 for a filter that was subscribed, 0x11 (No subscription existed) for
+    one that was not; 3.1.1 UNSUBACK has no codes at all. Both brokers alike."""
+    with connected5(broker.port, "unsub5") as c:
+        c.send(raw.subscribe(1, [("u/a", 1)], level=5))
+        assert c.expect(raw.SUBACK).body == b"\x00\x01\x00\x01"
+        c.send(raw.unsubscribe(2, ["u/a", "u/never"], level=5))
+        # packet id 2, no properties, one code per filter in order
+        assert c.expect(raw.UNSUBACK).body == b"\x00\x02\x00\x00\x11"
+        c.send(raw.unsubscribe(3, ["u/a"], level=5))
+        assert c.expect(raw.UNSUBACK).body == b"\x00\x03\x00\x11"  # gone now
+    with RawClient(broker.port) as c311:
+        c311.connect("unsub311")
+        c311.subscribe([("u/a", 1)])
+        c311.send(raw.unsubscribe(2, ["u/a", "u/never"]))
+        assert c311.expect(raw.UNSUBACK).body == b"\x00\x02"
+
+
+def test_pubrel_for_an_unknown_packet_id(broker: Broker) -> None:
+    """A PUBREL for a packet identifier with no QoS 2 flow gets PUBCOMP; in 5.0 m2mhub says
+    0x92 Packet Identifier not found (MQTT 5.0 3.7.2.1, 4.3.3), mosquitto 2.0.11 says Success
+    (deliberate difference; the spec's code tells a client its session state was lost)."""
+    with connected5(broker.port, "pubrel5") as c:
+        c.send(raw.ack(raw.PUBREL, 77))
+        got = c.expect(raw.PUBCOMP).body
+        assert got == (b"\x00\x4d" if broker.kind == "mosquitto" else b"\x00\x4d\x92")
+        assert ping(c) == []  # the connection carries on
+    with RawClient(broker.port) as c311:
+        c311.connect("pubrel311")
+        c311.send(raw.ack(raw.PUBREL, 77))
+        assert c311.expect(raw.PUBCOMP).body == b"\x00\x4d"
+
+
+# ------------------------------------------------------------------ the client's Receive Maximum
+
+
+def test_never_more_in_flight_than_the_clients_receive_maximum(broker: Broker) -> None:
+    """A 5.0 subscriber with Receive Maximum 2 has at most two unacknowledged QoS 1 PUBLISHes
+    from the broker; each PUBACK lets exactly one more through, in order (MQTT 5.0 4.9,
+    MQTT-3.3.4-9). Both brokers hold back all but two at first; after that mosquitto 2.0.11
+    lets two through per PUBACK, three in flight (it breaks the limit; m2mhub does not)."""
+    port = broker.port
+    with connected5(port, "rm-sub", (RECEIVE_MAXIMUM, struct.pack("!H", 2))) as sub:
+        sub.send(raw.subscribe(1, [("rm/#", 1)], level=5))
+        sub.expect(raw.SUBACK)
+        with RawClient(port) as publisher:
+            publisher.connect("rm-pub")
+            for n in range(1, 6):
+                publisher.send(raw.publish("rm/t", b"m%d" % n, qos=1, pid=n))
+                assert publisher.expect(raw.PUBACK).pid() == n
+        # Every PUBLISH has been routed; what the subscriber may have is in front of a PINGRESP.
+        first = ping(sub)
+        assert [p.publish_fields(5)[2] for p in first] == [b"m1", b"m2"]
+        pids = [p.publish_fields(5)[1] for p in first]
+        got = [b"m1", b"m2"]
+        while len(got) < 5:
+            sub.send(raw.ack(raw.PUBACK, pids.pop(0)))
+            more = ping(sub)
+            per_puback = 1 if broker.kind == "m2mhub" else 2
+            assert len(more) == min(per_puback, 5 - len(got)), f"one PUBACK let {more} through"
+            for pkt in more:
+                _, pid, payload = pkt.publish_fields(5)
+                got.append(payload)
+                pids.append(pid)
+        assert got == [b"m1", b"m2", b"m3", b"m4", b"m5"]
+        for pid in pids:
+            sub.send(raw.ack(raw.PUBACK, pid))
+            assert ping(sub) == []
+
+
+# ------------------------------------------------------------------ request/response
+
+
+@pytest.mark.parametrize("correlation", [True, False])
+def test_request_response_with_mosquitto_rr(broker: Broker, correlation: bool) -> None:
+    """mosquitto_rr -V 5 sends a request with its Response Topic (and Correlation Data when
+    given); a paho 5.0 responder answers on that topic with that data; mosquitto_rr prints
+    the answer. The whole round trip through each broker."""
+    responder = Client5(broker.port, f"responder-{uuid.uuid4().hex[:6]}")
+    try:
+        responder.subscribe("svc/time", 1)
+        rr_args = [require("mosquitto_rr"), "-V", "5", "-p", str(broker.port)]
+        rr_args += ["-t", "svc/time", "-e", "svc/replies/rr1", "-m", "what time?", "-W", "10"]
+        if correlation:
+            rr_args += ["-D", "publish", "correlation-data", "req-42"]
+        with subprocess.Popen(rr_args, stdout=subprocess.PIPE, text=True) as rr:
+            request = responder.messages.get(timeout=TIMEOUT)
+            assert (request.topic, request.payload) == ("svc/time", b"what time?")
+            assert request.properties.ResponseTopic == "svc/replies/rr1"
+            if correlation:
+                assert request.properties.CorrelationData == b"req-42"
+            else:
+                assert not hasattr(request.properties, "CorrelationData")
+            answer = Properties(PacketTypes.PUBLISH)
+            if correlation:
+                answer.CorrelationData = request.properties.CorrelationData
+            responder.publish(request.properties.ResponseTopic, b"noon", 1, properties=answer)
+            out, _ = rr.communicate(timeout=TIMEOUT)
+        assert (rr.returncode, out) == (0, "noon\n")
+    finally:
+        responder.client.disconnect()
+        responder.client.loop_stop()
+
+
+# ------------------------------------------------------------------ 3.1.1 sees no 5.0 side effects
+
+
+def mixed_flow(broker: Broker) -> list[raw.Packet]:
+    """What a raw 3.1.1 subscriber receives while 5.0 clients use properties, client and
+    server topic aliases, Subscription Identifiers and Receive Maximum on the same topics."""
+    port = broker.port
+    with (
+        connected5(
+            port,
+            "neighbour5",
+            (TOPIC_ALIAS_MAXIMUM, struct.pack("!H", 5)),
+            (RECEIVE_MAXIMUM, struct.pack("!H", 1)),
+        ) as neighbour,
+        RawClient(port) as old,
+    ):
+        sub_props = props((0x0B, raw.varint(3)))
+        body = struct.pack("!H", 1) + sub_props + raw.utf8("x/#") + b"\x01"
+        neighbour.send(raw.packet(raw.SUBSCRIBE, 2, body))
+        neighbour.expect(raw.SUBACK)
+        old.connect("old311")
+        old.subscribe([("x/#", 2)])
+        with connected5(port, "pub5", (TOPIC_ALIAS_MAXIMUM, struct.pack("!H", 5))) as p:
+            everything = prop_bytes(
+                (0x01, b"\x01"),  # Payload Format Indicator
+                (0x02, struct.pack("!I", 300)),  # Message Expiry Interval
+                (0x03, raw.utf8("text/plain")),  # Content Type
+                (0x08, raw.utf8("x/reply")),  # Response Topic
+                (0x09, raw.utf8(b"\x00id")),  # Correlation Data
+                (0x26, raw.utf8("k") + raw.utf8("v")),  # User Property
+                (TOPIC_ALIAS, b"\x00\x01"),
+            )
+            p.send(
+                raw.publish("x/a", b"props", qos=2, retain=True, pid=1, level=5, props=everything)
+            )
+            assert p.expect(raw.PUBREC).body[:2] == b"\x00\x01"
+            p.send(raw.ack(raw.PUBREL, 1))
+            p.expect(raw.PUBCOMP)
+            alias_only = prop_bytes((TOPIC_ALIAS, b"\x00\x01"))
+            p.send(raw.publish("", b"by alias", qos=1, pid=2, level=5, props=alias_only))
+            p.expect(raw.PUBACK)
+            p.send(raw.publish("x/b", b"plain", qos=0, level=5, props=b""))
+            assert ping(p) == []
+        got = old.collect_until(b"plain")
+        assert ping(old, answer_pubrel=True) == []
+        old.send(raw.subscribe(2, [("x/a", 1)]))  # the retained message again
+        assert old.expect(raw.SUBACK).body == b"\x00\x02\x01"
+        got.append(old.read())
+        old.send(raw.ack(raw.PUBACK, got[-1].publish_fields()[1]))
+        assert ping(old) == []
+    return got
+
+
+def test_311_subscriber_gets_the_same_bytes_from_both_brokers(tmp_path: Path) -> None:
+    """A 3.1.1 subscriber sees plain 3.1.1 PUBLISHes, byte for byte what mosquitto sends it,
+    whatever 5.0 features its 5.0 neighbours use (no properties, no aliases: the topic is
+    always named, the retained flag and QoS as in 3.1.1)."""
+    results = {}
+    for kind in ("mosquitto", "m2mhub"):
+        with start_broker(kind, tmp_path) as broker:
+            results[kind] = [(p.ptype, p.flags, p.body) for p in mixed_flow(broker)]
+    theirs = results["mosquitto"]
+    # On mosquitto: topic named every time, no property bytes after the packet id.
+    assert theirs == [
+        (raw.PUBLISH, 0x04, b"\x00\x03x/a\x00\x01props"),
+        (raw.PUBLISH, 0x02, b"\x00\x03x/a\x00\x02by alias"),
+        (raw.PUBLISH, 0x00, b"\x00\x03x/bplain"),
+        (raw.PUBLISH, 0x03, b"\x00\x03x/a\x00\x03props"),
+    ]
+    assert results["m2mhub"] == theirs
