@@ -397,3 +397,44 @@ def test_mosquitto_sub_shows_subscription_identifier_and_expiry(broker: Broker) 
         assert 599 <= int(expiry) <= 600
     finally:
         cli.interrupt(sub)
+
+
+CLI_FORMAT = "%r|%F|%C|%R|%D|%P|%q|%p"
+
+
+def test_mosquitto_clients_retained_queued_and_will(broker: Broker) -> None:
+    """The same with mosquitto_pub/sub alone: a retained message, one queued for an offline
+    persistent session, and a will with its properties (-D will ...)."""
+    port = broker.port
+    props = ["-D", "publish", "content-type", "text/x", "-D", "publish", "correlation-data"]
+    props += ["c1", "-D", "publish", "user-property", "a", "1", "-D", "publish"]
+    props += ["user-property", "a", "2", "-D", "publish", "response-topic", "props/r"]
+    cli.pub(port, "-V", "5", "-t", "props/cli2/ret", "-q", "1", "-r", "-m", "kept", *props)
+    cli.subscribe_and_leave(
+        port, "-V", "5", "-c", "-i", "props-cli-off", "-t", "props/q", "-q", "1"
+    )
+    cli.pub(port, "-V", "5", "-t", "props/q", "-q", "2", "-m", "queued", *props)
+    watcher = cli.start_sub(port, "-V", "5", "-t", "props/cli2/#", "-q", "2", "-F", CLI_FORMAT)
+    dying = None
+    back = None
+    try:
+        assert watcher.wait_for_line("|kept") == "1||text/x|props/r|c1|a:1 a:2|1|kept"
+        dying = cli.start_sub(
+            port,
+            *("-V", "5", "-t", "props/nothing", "--will-topic", "props/cli2/will"),
+            *("--will-payload", "gone", "--will-qos", "1"),
+            *("-D", "will", "payload-format-indicator", "1", "-D", "will", "content-type", "w"),
+            *("-D", "will", "correlation-data", "cw", "-D", "will", "user-property", "ü", "✓"),
+        )
+        cli.kill9(dying)
+        assert watcher.wait_for_line("|gone") == "0|1|w||cw|ü:✓|1|gone"
+        back = cli.start_sub(
+            *(port, "-V", "5", "-c", "-i", "props-cli-off", "-t", "props/q", "-q", "1"),
+            *("-F", CLI_FORMAT),
+        )
+        assert back.wait_for_line("|queued") == "0||text/x|props/r|c1|a:1 a:2|1|queued"
+    finally:
+        for proc in (watcher, dying, back):
+            if proc is not None:
+                cli.interrupt(proc)
+        cli.pub(port, "-t", "props/cli2/ret", "-r", "-n")
