@@ -26,6 +26,7 @@ from m2mhub.cli._mqtt_options import (
 from m2mhub.cli._mqtt_session import Session, print_line
 from m2mhub.cli._sub_format import FormatError, OutputFormat, message_output
 from m2mhub.client.mqtt import Message, MQTTClientError
+from m2mhub.mqtt.packets import MQTT_5, SubscriptionOptions
 from m2mhub.mqtt.topics import topic_matches
 
 EXIT_TIMEOUT = 27  # MOSQ_ERR_TIMEOUT, what mosquitto_sub -W exits with
@@ -39,6 +40,7 @@ m2mhub sub subscribes to a set of topics and prints the messages it receives
 Usage: m2mhub sub {{[-h host] [-p port] [-u username] [-P password] -t topic | -L URL [-t topic]}}
                   [-c] [-k keepalive] [-q qos] [-x session-expiry-interval]
                   [-C msg_count] [-E] [-R] [--retained-only] [--remove-retained]
+                  [--retain-as-published] [--pretty] [--random-filter chance]
                   [-T filter_out] [-U topic ...] [-F format] [-W timeout_secs]
                   [-A bind_address] [-i id] [-I id_prefix]
                   [-d] [-N] [--quiet] [-v] [-V protocol-version]
@@ -62,6 +64,7 @@ Usage: m2mhub sub {{[-h host] [-p port] [-u username] [-P password] -t topic | -
  --pretty : print formatted output rather than minimised output when using the
             JSON output format option.
  --random-filter : only print a percentage of received messages (100: all, 50.0: half).
+ --retain-as-published : (MQTT 5) ask the broker to keep the retain flag of live messages.
  --retained-only : only handle messages with the retained flag set, and exit when the
                    first non-retained message is received.
  --remove-retained : send a message to the server to clear any received retained messages.
@@ -77,6 +80,7 @@ class SubOptions(MQTTOptions):
     msg_count: int = 0
     timeout: int = 0
     no_retain: bool = False
+    retain_as_published: bool = False
     retained_only: bool = False
     remove_retained: bool = False
     eol: bool = True
@@ -149,6 +153,8 @@ def parse(argv: list[str]) -> SubOptions:
             opts.unsub_topics.append(topic)
         elif arg in ("-v", "--verbose"):
             opts.verbose = True
+        elif arg == "--retain-as-published":
+            opts.retain_as_published = True
         elif arg == "--pretty":
             opts.pretty = True
         elif arg == "--random-filter":
@@ -259,8 +265,13 @@ class Subscriber:
                 break
             try:
                 props = opts.properties
+                # As mosquitto_sub: the option goes on the wire in MQTT 5 only.
+                options = SubscriptionOptions(
+                    qos=opts.qos,
+                    retain_as_published=opts.retain_as_published and opts.protocol == MQTT_5,
+                )
                 client.subscribe_nowait(
-                    [(t, opts.qos) for t in opts.topics], props.get("subscribe") or None
+                    [(t, options) for t in opts.topics], props.get("subscribe") or None
                 )
                 for topic in opts.unsub_topics:
                     client.unsubscribe_nowait([topic], props.get("unsubscribe") or None)
