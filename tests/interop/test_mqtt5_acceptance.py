@@ -24,7 +24,7 @@ from tests.interop.conftest import Broker, start_broker
 from tests.interop.raw import RawClient
 from tests.interop.test_log_lines import after_startup, by_client
 from tests.interop.test_mqtt5_properties import TIMEOUT, Client5
-from tests.support import require
+from tests.support import M2MHUB, Proc, require
 
 pytestmark = pytest.mark.interop
 
@@ -332,3 +332,91 @@ def test_311_subscriber_gets_the_same_bytes_from_both_brokers(tmp_path: Path) ->
         (raw.PUBLISH, 0x03, b"\x00\x03x/a\x00\x03props"),
     ]
     assert results["m2mhub"] == theirs
+
+
+# ------------------------------------------------------------------ shared subscriptions
+
+
+def test_a_shared_member_leaving_mid_flight_hands_its_messages_on(broker: Broker) -> None:
+    """Two members of ``$share/g/...`` get the messages round robin; when one leaves (session
+    ending) with QoS 1 messages unacknowledged, m2mhub sends them to the other member, so the
+    group still gets every message (issue 3). mosquitto 2.0.11 drops them with the session."""
+    port = broker.port
+    with connected5(port, "share-a") as a, connected5(port, "share-b") as b:
+        for member in (a, b):
+            member.send(raw.subscribe(1, [("$share/g/sh/#", 1)], level=5))
+            assert member.expect(raw.SUBACK).body == b"\x00\x01\x00\x01"
+        with RawClient(port) as publisher:
+            publisher.connect("share-pub")
+            for n in range(1, 5):
+                publisher.send(raw.publish("sh/t", b"m%d" % n, qos=1, pid=n))
+                publisher.expect(raw.PUBACK)
+        got_a = [p.publish_fields(5)[2] for p in ping(a)]
+        got_b = [p.publish_fields(5)[2] for p in ping(b)]
+        assert (got_a, got_b) == ([b"m1", b"m3"], [b"m2", b"m4"])
+        a.send(raw.packet(raw.DISCONNECT, 0, b""))  # session expiry 0: a's session ends
+        a.wait_closed()
+        moved = [p.publish_fields(5)[2] for p in ping(b)]
+        assert moved == ([] if broker.kind == "mosquitto" else [b"m1", b"m3"])
+
+
+# ------------------------------------------------------------------ our sub -V 5: will delay
+
+
+def watch_will(port: int, topic: str) -> Client5:
+    watcher = Client5(port, f"will-watch-{uuid.uuid4().hex[:6]}")
+    watcher.subscribe(topic, 1)
+    return watcher
+
+
+COME_BACK = ["-x", "0", "-t", "wd/x", "-E"]  # subscribe, DISCONNECT (session ends), exit
+
+
+@pytest.mark.parametrize("come_back", [False, True])
+def test_our_sub_will_delay_and_will_properties(broker: Broker, come_back: bool) -> None:
+    """``m2mhub sub -V 5`` with ``-D will will-delay-interval 60``, will properties and ``-x 1``
+    dies without DISCONNECT. Left alone, its session ends after 1 s, before the delay, and the
+    will is published then with its properties (MQTT 5.0 3.1.2.5). Coming back in time (here
+    with ``-x 0 -E``: subscribe, DISCONNECT) cancels the will, so it is never published.
+    Both brokers alike."""
+    port = broker.port
+    client_id = f"wd-{uuid.uuid4().hex[:6]}"
+    topic = f"wd/{client_id}"
+    watcher = watch_will(port, topic)
+    try:
+        sub = Proc(
+            [
+                *M2MHUB,
+                *("sub", "-V", "5", "-p", str(port), "-i", client_id, "-x", "1", "-t", "wd/x"),
+                *("--will-topic", topic, "--will-payload", "gone", "--will-qos", "1"),
+                *("-D", "will", "will-delay-interval", "60"),
+                *("-D", "will", "user-property", "why", "crash"),
+                *("-D", "will", "content-type", "text/plain"),
+                "-d",
+            ]
+        )
+        try:
+            sub.wait_for_line("Subscribed (mid: 1)")
+        finally:
+            sub.popen.kill()  # no DISCONNECT
+            sub.wait(10)
+        if come_back:
+            again = subprocess.run(
+                [*M2MHUB, "sub", "-V", "5", "-p", str(port), "-i", client_id, *COME_BACK],
+                capture_output=True,
+                timeout=20,
+            )
+            assert again.returncode == 0
+            sentinel = f"sentinel-{uuid.uuid4().hex[:6]}".encode()
+            pub(port, "-t", topic, "-m", sentinel.decode(), "-q", "1")
+            first = watcher.messages.get(timeout=TIMEOUT)
+            assert first.payload == sentinel  # the will, if any, would have come first
+        else:
+            will = watcher.messages.get(timeout=TIMEOUT)
+            assert (will.topic, will.payload) == (topic, b"gone")
+            assert will.properties.UserProperty == [("why", "crash")]
+            assert will.properties.ContentType == "text/plain"
+            assert not hasattr(will.properties, "WillDelayInterval")
+    finally:
+        watcher.client.disconnect()
+        watcher.client.loop_stop()
