@@ -200,12 +200,27 @@ def test_timeout(broker: tuple[int, Responder], extra: list[str]) -> None:
         ["-t", "rr/req/a", "-e", "rr/resp/a", "-m", "x", "-q", "3"],
         ["-t", "rr/req/a", "-e", "rr/resp/a", "-m", "x", "-V", "4"],
         ["-t", "rr/req/a", "-e"],
+        ["-t", "a", "-e", "b", "-m", "x", "-D", "publish", "response-topic", "c"],
+        ["-t", "a", "-e", "b", "-m", "x", "-D", "publish", "response-topic", "c", "-V", "311"],
+        ["-t", "a", "-e", "b", "-m", "x", *["-D", "publish", "correlation-data", "c"] * 2],
     ],
 )
 def test_usage_errors(args: list[str]) -> None:
     theirs, ours = both("-p", "1", *args)
-    assert theirs.code == 1 and theirs.err.startswith("Error: ")
+    assert theirs.code == 1 and theirs.err.startswith("Error")
     assert ours == theirs
+
+
+def test_timeout_before_connack() -> None:
+    with scripted_peer(lambda _packet: b"") as port:
+        theirs, ours = both("-p", str(port), "-t", "a", "-e", "b", "-m", "x", "-W", "1", "-d")
+    assert (theirs.code, theirs.err) == (27, "Timed out\n")
+    assert (ours.code, ours.err) == (theirs.code, theirs.err)
+    assert (
+        ours.lines
+        == theirs.lines
+        == ["Client (null) sending CONNECT", "Client (null) sending DISCONNECT"]
+    )
 
 
 def test_no_broker() -> None:

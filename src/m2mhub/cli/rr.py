@@ -145,6 +145,11 @@ def parse(argv: list[str]) -> RrOptions:
     if not opts.topics or opts.mode is None or opts.response_topic is None:
         raise UsageError("All of topic, message, and response topic must be supplied.")
     check_common(opts)
+    if RESPONSE_TOPIC in opts.properties.get("publish"):
+        # -e is the Response Topic; mosquitto_rr refuses a second one (whatever the version).
+        raise UsageError(
+            "Error in PUBLISH properties: Duplicate response topic.", False, prefix=False
+        )
     return opts
 
 
@@ -216,9 +221,15 @@ class Requester:
         self.stop()
 
     def on_timeout(self) -> None:
-        if not self.done:
-            self.session.err("Timed out")
-            self.stop(EXIT_TIMEOUT)
+        if self.done:
+            return
+        self.session.err("Timed out")
+        if not self.session.client.connected:
+            # Still waiting for the CONNACK: mosquitto_rr says DISCONNECT all the same, and
+            # the connection ends by our hand, so it is not reported as lost.
+            self.session.debug("sending DISCONNECT")
+            self.session.retry_when_lost = True
+        self.stop(EXIT_TIMEOUT)
 
     def on_signal(self, signum: int) -> None:
         # mosquitto_rr dies of the signal; this ends politely, with the status a shell reports.
