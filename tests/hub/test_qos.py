@@ -152,3 +152,22 @@ def test_upgrade_outgoing_qos() -> None:
     pub = hub.connected("pub")
     pub.publish("t", b"up", 0)
     assert [(p.payload, p.qos) for p in sub.publishes()] == [(b"up", 2)]
+
+
+def test_puback_says_no_matching_subscribers_to_a_5_0_publisher() -> None:
+    """0x10 when nobody is subscribed (as mosquitto); 0 with a subscriber, and always in 3.1.1."""
+    hub = Hub()
+    pub5 = hub.connected("pub5", level=5)
+    pub4 = hub.connected("pub4")
+    start = len(hub.lines)
+    (ack,) = pub5.publish("t/none", b"x", qos=1, packet_id=1)
+    assert ack.reason_code == 0x10
+    assert "Sending PUBACK to pub5 (m1, rc16)" in hub.lines[start:]
+    (ack,) = pub4.publish("t/none", b"x", qos=1, packet_id=1)
+    assert isinstance(ack, Puback) and ack.reason_code == 0
+    (rec,) = pub5.publish("t/none", b"x", qos=2, packet_id=2)
+    assert isinstance(rec, Pubrec) and rec.reason_code == 0
+    sub = hub.connected("sub")
+    sub.subscribe(("t/some", 0))
+    (ack,) = pub5.publish("t/some", b"x", qos=1, packet_id=3)
+    assert ack.reason_code == 0

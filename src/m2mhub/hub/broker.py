@@ -88,6 +88,7 @@ from m2mhub.store.retained import RetainedStore
 
 # A 5.0 Session Expiry Interval of 0xFFFFFFFF means the session never expires.
 NEVER_EXPIRES = 0xFFFFFFFF
+NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT 5 PUBACK reason code
 
 # Topic aliases a 5.0 client may use towards us (mosquitto's max_topic_alias default).
 TOPIC_ALIAS_MAXIMUM = 10
@@ -1207,10 +1208,17 @@ class Broker:
         if qos == 0:
             self._route(topic, payload, 0, packet.retain, properties, conn.session)
         elif qos == 1:
-            self._route(topic, payload, 1, packet.retain, properties, conn.session)
-            self._append(conn, bytes((0x40, 2, mid >> 8, mid & 0xFF)))
-            if log.debug:
-                log.write(f"Sending PUBACK to {conn.client_id} (m{mid}, rc0)")
+            if (
+                self._route(topic, payload, 1, packet.retain, properties, conn.session)
+                or conn.protocol_level != MQTT_5
+            ):
+                self._append(conn, bytes((0x40, 2, mid >> 8, mid & 0xFF)))
+                if log.debug:
+                    log.write(f"Sending PUBACK to {conn.client_id} (m{mid}, rc0)")
+            else:
+                # 5.0: as mosquitto, say nobody was subscribed (QoS 2's PUBREC comes before
+                # routing, so it always says 0).
+                self._send_ack(conn, Puback, mid, NO_MATCHING_SUBSCRIBERS)
         else:
             session = conn.session
             assert session is not None
@@ -1323,8 +1331,11 @@ class Broker:
         retain: bool,
         properties: dict[int, Any],
         origin: Session | None,
-    ) -> None:
-        """Deliver one message to every matching subscriber; encode once per wire variant."""
+    ) -> bool:
+        """Deliver one message to every matching subscriber; encode once per wire variant.
+
+        Returns whether any subscription matched (MQTT 5 acks say "no matching subscribers").
+        """
         if retain:
             if payload:
                 self.retained_store.set(self._message(topic, payload, qos, True, properties))
@@ -1332,7 +1343,7 @@ class Broker:
                 self.retained_store.clear(topic)
         matches = self.tree.match(topic)
         if not matches:
-            return
+            return False
         if self.authorizer is not None:
             matches = self._readable(matches, topic)
         # Encodings by (5.0?, qos, retain); the last one used is kept in locals because
@@ -1567,6 +1578,7 @@ class Broker:
             stats.messages_sent += sent
             stats.publish_sent += sent
             stats.publish_bytes_sent += sent * len(payload)
+        return True
 
     def _message(
         self, topic: str, payload: bytes, qos: int, retain: bool, properties: dict[int, Any]
