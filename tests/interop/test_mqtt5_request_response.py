@@ -20,16 +20,13 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from m2mhub.client import MQTTClient
+from m2mhub.client import ConnectionLostError, MQTTClient, MQTTProperties
 from tests.client.cli_support import run_tool
 from tests.interop.conftest import Broker
 
 pytestmark = pytest.mark.interop
 
 TIMEOUT = 10.0
-RESPONSE_TOPIC = 0x08
-CORRELATION_DATA = 0x09
-USER_PROPERTY = 0x26
 
 
 class Responder(Protocol):
@@ -72,6 +69,7 @@ class ClientResponder:
 
     def __init__(self, port: int) -> None:
         self.ready = threading.Event()
+        self.stopping = False
         self.client = MQTTClient()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(
@@ -85,18 +83,22 @@ class ClientResponder:
         await client.connect("127.0.0.1", port, protocol=5)
         await client.subscribe([("svc/#", 2)])
         self.ready.set()
-        async for request in client.messages():
-            response_topic = request.properties.get(RESPONSE_TOPIC)
-            if not isinstance(response_topic, str):
-                continue
-            props: dict[int, Any] = {USER_PROPERTY: [("responder", "m2mhub.client")]}
-            if CORRELATION_DATA in request.properties:
-                props[CORRELATION_DATA] = request.properties[CORRELATION_DATA]
-            await client.publish(
-                response_topic, b"re:" + request.payload, request.qos, False, props
-            )
+        try:
+            async for request in client.messages():
+                reply_to = request.properties.response_topic
+                if reply_to is None:
+                    continue  # nowhere to answer
+                answer = MQTTProperties(user_properties=[("responder", "m2mhub.client")])
+                correlation = request.properties.correlation_data
+                if correlation is not None:
+                    answer.update(MQTTProperties(correlation_data=correlation))
+                await client.publish(reply_to, b"re:" + request.payload, request.qos, False, answer)
+        except ConnectionLostError:
+            if not self.stopping:  # (stopping may cut an answer's PUBACK short)
+                raise
 
     def stop(self) -> None:
+        self.stopping = True
         self.loop.call_soon_threadsafe(self.client.disconnect_nowait)
         self.thread.join(TIMEOUT)
         assert not self.thread.is_alive()
