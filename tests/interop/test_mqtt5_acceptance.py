@@ -420,3 +420,78 @@ def test_our_sub_will_delay_and_will_properties(broker: Broker, come_back: bool)
     finally:
         watcher.client.disconnect()
         watcher.client.loop_stop()
+
+
+# ------------------------------------------------------------------ SUBSCRIBE protocol errors
+
+
+def subscribe5(filter_: str, options: int, properties: bytes = b"\x00") -> bytes:
+    return raw.packet(
+        raw.SUBSCRIBE, 2, b"\x00\x01" + properties + raw.utf8(filter_) + bytes([options])
+    )
+
+
+# (case, SUBSCRIBE, m2mhub's DISCONNECT, its log reason, mosquitto's answer: DISCONNECT code or
+# None for a SUBACK granting it)
+SUBSCRIBE_ERRORS = [
+    (
+        "reserved option bits",
+        subscribe5("a", 0xC0),
+        0x81,
+        "malformed packet (SUBSCRIBE options reserved bits set)",
+        0x81,
+    ),
+    (
+        "retain handling 3",
+        subscribe5("a", 0x30),
+        0x82,
+        "protocol error (SUBSCRIBE with retain handling 3)",
+        0x81,
+    ),
+    (
+        "subscription identifier 0",
+        subscribe5("a", 0x00, props((0x0B, b"\x00"))),
+        0x82,
+        "protocol error (Subscription Identifier must not be 0)",
+        0x81,
+    ),
+    (
+        "no local on a shared subscription",
+        subscribe5("$share/g/a", 0x04),
+        0x82,
+        "protocol error (No Local set on a shared subscription)",
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("packet", "ours", "reason", "theirs"),
+    [case[1:] for case in SUBSCRIBE_ERRORS],
+    ids=[case[0] for case in SUBSCRIBE_ERRORS],
+)
+def test_subscribe_protocol_errors(
+    broker: Broker, packet: bytes, ours: int, reason: str, theirs: int | None
+) -> None:
+    """MQTT 5.0 3.8.3.1 makes reserved option bits a Malformed Packet, and Retain Handling 3,
+    a Subscription Identifier of 0 and No Local on a shared subscription Protocol Errors
+    (MQTT-3.8.3-4, 3.8.2.1.2): m2mhub sends those codes, logs one line naming the client and
+    what was wrong, and a bystander carries on. mosquitto 2.0.11 answers 0x81 to all three
+    protocol errors and grants No Local on a shared subscription (checked here too)."""
+    client_id = f"suberr-{uuid.uuid4().hex[:6]}"
+    with connected5(broker.port, "bystander") as bystander:
+        mark = broker.mark()
+        with connected5(broker.port, client_id) as c:
+            c.send(packet)
+            if broker.kind == "mosquitto" and theirs is None:
+                assert c.expect(raw.SUBACK).body == b"\x00\x01\x00\x00"
+                return
+            answer = c.wait_closed()
+        expected = ours if broker.kind == "m2mhub" else theirs
+        assert [p.body[0] for p in answer if p.ptype == raw.DISCONNECT] == [expected]
+        if broker.kind == "m2mhub":
+            line = f"Client {client_id} disconnected due to {reason}."
+            broker.wait_log(line, start=mark)
+            about = [x for x in broker.lines_since(mark) if client_id in x]
+            assert about[2:] == [line]  # after "New client connected" and "Sending CONNACK"
+        assert ping(bystander) == []
