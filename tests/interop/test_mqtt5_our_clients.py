@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.client.cli_support import ENV
+from tests.client.cli_support import ENV, normalise
 from tests.interop.conftest import BROKERS, Broker, start_broker
 from tests.interop.test_mqtt5_sub_format import PROPERTIES, publish, run, start
 from tests.support import M2MHUB, Proc, require
@@ -127,3 +127,22 @@ def test_will_properties_are_published(broker: Broker, tool: str) -> None:
         dying.stop()
         watcher.stop()
     assert [line for line in watcher.lines if line.startswith("MSG ")] == ["MSG gone|text/x|a:b|r"]
+
+
+def test_a_publisher_topic_alias_names_the_topic_once(broker: Broker) -> None:
+    """``-D publish topic-alias 1`` with ``--repeat``: the first PUBLISH names the topic, the
+    others carry the alias alone (``'(null)'`` in the debug lines); subscribers get the topic."""
+    topic = unique("pubalias")
+    sub_args = ["-V", "5", "-q", "1", "-t", topic, "-F", "MSG %t|%p", "-C", "6"]
+    alias = ["-D", "publish", "topic-alias", "1", "--repeat", "3", "-q", "1"]
+    sends = [[tool, "-V", "5", "-t", topic, "-m", tool, *alias] for tool in PUBS]
+    theirs, ours = received(broker, sub_args, sends)
+    assert ours == theirs == [f"MSG {topic}|{tool}" for tool in PUBS for _ in range(3)]
+    debug = []
+    for tool in PUBS:
+        done = run(tool, "-p", str(broker.port), "-d", "-V", "5", "-t", topic, "-m", "x", *alias)
+        assert done.returncode == 0, done.stderr
+        debug.append(normalise(done.stdout.decode().splitlines()))
+    assert debug[1] == debug[0]
+    published = [line for line in debug[0] if "sending PUBLISH" in line]
+    assert [f"'{topic}'" in published[0], "'(null)'" in published[1]] == [True, True]

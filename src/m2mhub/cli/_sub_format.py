@@ -69,11 +69,6 @@ class _Time:
 _Piece = bytes | _Field | _Time
 
 
-def check_format(fmt: str) -> None:
-    """Refuse what mosquitto_sub refuses at start-up, with its messages."""
-    _compile(os.fsencode(fmt))
-
-
 def _compile(fmt: bytes) -> list[_Piece]:
     pieces: list[_Piece] = []
     literal = bytearray()

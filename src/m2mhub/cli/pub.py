@@ -52,6 +52,7 @@ Usage: m2mhub pub {{[-h host] [-p port] [-u username] [-P password] -t topic | -
 {COMMON_HELP}
 """
 
+TOPIC_ALIAS = 0x23
 EXIT_INTERRUPTED = 130  # what a shell reports for mosquitto_pub killed by Ctrl-C
 MODE_MESSAGE, MODE_FILE, MODE_LINES, MODE_STDIN, MODE_NULL = "m", "f", "l", "s", "n"
 
@@ -166,6 +167,22 @@ def _stdin_chunks(loop: asyncio.AbstractEventLoop) -> asyncio.Queue[bytes]:
     return queue
 
 
+class _TopicNamer:
+    """The topic for each PUBLISH: with ``-D publish topic-alias N`` (MQTT 5) mosquitto_pub names
+    the topic in the first one only and sends the alias alone (an empty topic) after that."""
+
+    def __init__(self, opts: PubOptions) -> None:
+        self.topic = opts.topics[0]
+        self.alias_only = False
+        self.uses_alias = opts.protocol == 5 and TOPIC_ALIAS in opts.properties.get("publish")
+
+    def next(self) -> str:
+        if self.alias_only:
+            return ""
+        self.alias_only = self.uses_alias
+        return self.topic
+
+
 async def _publish_lines(session: Session, opts: PubOptions) -> None:
     """-l: one message per stdin line (newline stripped), pipelined like mosquitto_pub.
 
@@ -173,7 +190,7 @@ async def _publish_lines(session: Session, opts: PubOptions) -> None:
     """
     chunks = _stdin_chunks(asyncio.get_running_loop())
     publish = session.client.publish_nowait
-    topic, qos, retain = opts.topics[0], opts.qos, opts.retain
+    topics, qos, retain = _TopicNamer(opts), opts.qos, opts.retain
     props = opts.properties.get("publish") or None
     pending: list[asyncio.Future[PublishResult]] = []
     rest = b""
@@ -181,7 +198,7 @@ async def _publish_lines(session: Session, opts: PubOptions) -> None:
         lines = (rest + chunk).split(b"\n")
         rest = lines.pop()
         for line in lines:
-            future = publish(topic, line, qos, retain, props)
+            future = publish(topics.next(), line, qos, retain, props)
             if qos:
                 pending.append(future)
         if len(pending) > 1000:
@@ -190,7 +207,7 @@ async def _publish_lines(session: Session, opts: PubOptions) -> None:
                     future.result()  # raises if the connection was lost
             pending = [f for f in pending if not f.done()]
     if rest:
-        pending.append(publish(topic, rest, qos, retain, props))
+        pending.append(publish(topics.next(), rest, qos, retain, props))
     for future in pending:
         await future
 
@@ -212,7 +229,7 @@ async def _main(opts: PubOptions, payload: bytes | None) -> int:
     if status is not None:
         return status
     client = session.client
-    topic = opts.topics[0]
+    topics = _TopicNamer(opts)
     disconnect_props = opts.properties.get("disconnect") or None
     try:
         if payload is None:
@@ -222,7 +239,7 @@ async def _main(opts: PubOptions, payload: bytes | None) -> int:
                 if n and opts.repeat_delay:
                     await asyncio.sleep(opts.repeat_delay)
                 props = opts.properties.get("publish") or None
-                await client.publish(topic, payload, opts.qos, opts.retain, props)
+                await client.publish(topics.next(), payload, opts.qos, opts.retain, props)
         await client.disconnect(properties=disconnect_props)
     except PublishFailed as exc:
         session.err(f"Warning: Publish {exc.mid} failed: {reason_string(exc.reason_code)}.")

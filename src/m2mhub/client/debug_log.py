@@ -33,9 +33,10 @@ def client_name(client_id: str) -> str:
 
 
 def _publish_details(p: Publish) -> str:
+    # An empty topic (MQTT 5, the topic alias alone) is libmosquitto's NULL topic: "(null)".
     return (
         f"(d{int(p.dup)}, q{p.qos}, r{int(p.retain)}, m{p.packet_id or 0}, "
-        f"'{p.topic}', ... ({len(p.payload)} bytes))"
+        f"'{p.topic or '(null)'}', ... ({len(p.payload)} bytes))"
     )
 
 

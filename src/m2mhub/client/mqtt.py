@@ -394,7 +394,7 @@ class MQTTClient:
         topic_alias_maximum: int,
         receive_maximum: int | None,
     ) -> Properties:
-        props = MQTTProperties(dict(properties or {}))
+        props = MQTTProperties(properties)
         if protocol != MQTT_5:
             return props
         if topic_alias_maximum:
