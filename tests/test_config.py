@@ -144,6 +144,17 @@ def test_acl_file_is_kept_for_the_hub_and_may_appear_once() -> None:
     assert str(exc) == "test.conf:2: Duplicate acl_file value in configuration."  # as mosquitto
 
 
+@pytest.mark.parametrize("name", ["password_file", "acl_file", "auto_id_prefix", "pid_file"])
+def test_single_valued_lines_may_appear_once(name: str) -> None:
+    # mosquitto 2.0.11 refuses the second line even when it repeats the first value.
+    exc = error(f"listener 1884\n{name} /a\n{name} /a\n")
+    assert str(exc) == f"test.conf:3: Duplicate {name} value in configuration."
+
+
+def test_password_file_is_kept_for_the_hub() -> None:
+    assert settings("listener 1884\npassword_file /p\n").password_file == "/p"
+
+
 def test_once_a_listener_exists_anonymous_defaults_to_false() -> None:
     assert not settings("listener 1884\n").allow_anonymous
     assert settings("listener 1884\nallow_anonymous true\n").allow_anonymous

@@ -184,6 +184,7 @@ class _Parser:
         self.allow_anonymous_set = False
         self.log_types_set = False
         self.log_dest_set = False
+        self.auto_id_prefix_line: str | None = None  # auto_id_prefix has a non-None default
         self.handlers: dict[str, Callable[[str], None]] = {
             "listener": self._listener,
             "port": self._port,
@@ -193,7 +194,7 @@ class _Parser:
             "allow_anonymous": self._allow_anonymous,
             "password_file": self._password_file,
             "acl_file": self._acl_file,
-            "auto_id_prefix": self._str_setter("auto_id_prefix"),
+            "auto_id_prefix": self._auto_id_prefix,
             "max_queued_messages": self._int_setter("max_queued_messages", 0),
             "max_queued_bytes": self._int_setter("max_queued_bytes", 0),
             "queue_qos0_messages": self._bool_setter("queue_qos0_messages"),
@@ -395,12 +396,22 @@ class _Parser:
         self.settings.allow_anonymous = self.parse_bool(value)
         self.allow_anonymous_set = True
 
+    def _once(self, seen: object) -> None:
+        """mosquitto refuses a second line of a single-valued setting (exit 3)."""
+        if seen is not None:
+            raise ConfigError(f"Duplicate {self.name} value in configuration.")
+
     def _password_file(self, value: str) -> None:
+        self._once(self.settings.password_file)
         self.settings.password_file = value
 
+    def _auto_id_prefix(self, value: str) -> None:
+        self._once(self.auto_id_prefix_line)
+        self.auto_id_prefix_line = value
+        self.settings.auto_id_prefix = value
+
     def _acl_file(self, value: str) -> None:
-        if self.settings.acl_file is not None:
-            raise ConfigError("Duplicate acl_file value in configuration.")
+        self._once(self.settings.acl_file)
         self.settings.acl_file = value
 
     def _per_listener_settings(self, value: str) -> None:
@@ -414,6 +425,7 @@ class _Parser:
         )
 
     def _pid_file(self, value: str) -> None:
+        self._once(self.settings.pid_file)
         self.settings.pid_file = value
 
     # ------------------------------------------------------------------ general
