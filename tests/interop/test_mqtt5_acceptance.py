@@ -495,3 +495,82 @@ def test_subscribe_protocol_errors(
             about = [x for x in broker.lines_since(mark) if client_id in x]
             assert about[2:] == [line]  # after "New client connected" and "Sending CONNACK"
         assert ping(bystander) == []
+
+
+# ------------------------------------------------------------------ CONNECT property errors
+
+# (case, CONNECT properties, m2mhub's CONNACK code, what its log line says was wrong)
+CONNECT_ERRORS = [
+    ("receive maximum 0", [(RECEIVE_MAXIMUM, b"\x00\x00")], 0x82, "Receive Maximum must not be 0"),
+    ("maximum packet size 0", [(0x27, bytes(4))], 0x82, "Maximum Packet Size must not be 0"),
+    (
+        "request response information 2",
+        [(0x19, b"\x02")],
+        0x82,
+        "invalid Request Response Information value 2",
+    ),
+    (
+        "request problem information 2",
+        [(0x17, b"\x02")],
+        0x82,
+        "invalid Request Problem Information value 2",
+    ),
+    (
+        "session expiry twice",
+        [(SESSION_EXPIRY, bytes(4)), (SESSION_EXPIRY, bytes(4))],
+        0x81,
+        "Session Expiry Interval included more than once",
+    ),
+]
+
+
+def unknown_lines(broker: Broker, mark: int) -> list[str]:
+    """Log lines since ``mark`` about a client that never connected (start-up probe left out)."""
+    probe = "Client <unknown> closed its connection."
+    return [x for x in broker.lines_since(mark) if "<unknown>" in x and x != probe]
+
+
+@pytest.mark.parametrize(
+    ("pairs", "code", "what"),
+    [case[1:] for case in CONNECT_ERRORS],
+    ids=[case[0] for case in CONNECT_ERRORS],
+)
+def test_connect_property_errors(
+    broker: Broker, pairs: list[tuple[int, bytes]], code: int, what: str
+) -> None:
+    """A 5.0 CONNECT with a property value the spec forbids (MQTT 5.0 3.1.2.11) or a property
+    given twice is refused. m2mhub answers CONNACK 0x82 (0x81 for the duplicate, a Malformed
+    Packet) with a Reason String and closes; mosquitto 2.0.11 closes without a CONNACK. Both
+    log one line for it (mosquitto's words, m2mhub adding the peer and what was wrong); the
+    user property given twice is fine (it may repeat) and a bystander carries on."""
+    with connected5(broker.port, "bystander") as bystander:
+        broker.wait_log("Sending CONNACK to bystander")
+        mark = broker.mark()
+        with RawClient(broker.port, level=5) as c:
+            c.send(connect5("", *pairs))
+            answer = c.wait_closed()
+        if broker.kind == "mosquitto":
+            assert answer == []
+            reason = "malformed packet" if code == 0x81 else "protocol error"
+            broker.wait_log("<unknown>", start=mark)
+            lines = unknown_lines(broker, mark)
+            if code == 0x81:
+                assert lines == [
+                    "Bad socket read/write on client <unknown>: Duplicate property in property list"
+                ]
+            else:
+                assert lines == [f"Client <unknown> disconnected due to {reason}."]
+        else:
+            (connack,) = answer
+            assert connack.ptype == raw.CONNACK and connack.body[:2] == bytes([0, code])
+            assert what.encode() in connack.body  # the Reason String
+            kind = "malformed packet" if code == 0x81 else "protocol error"
+            line = broker.wait_log(f"disconnected due to {kind} ({what}).", start=mark)
+            assert line.split(": ", 1)[-1].startswith("Client <unknown> (127.0.0.1:")
+            lines = unknown_lines(broker, mark)
+            assert len(lines) == 1
+        assert ping(bystander) == []
+    with RawClient(broker.port, level=5) as ok:
+        user_twice = (0x26, raw.utf8("k") + raw.utf8("v"))
+        ok.send(connect5("", user_twice, user_twice))
+        assert ok.expect(raw.CONNACK).body[1] == 0
