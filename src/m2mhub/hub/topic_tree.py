@@ -73,6 +73,16 @@ class TopicTree:
         self._cache.clear()
         return existed
 
+    def subscription_id(self, topic_filter: str, subscriber: Any) -> int | None:
+        """The MQTT 5 Subscription Identifier of ``subscriber``'s ``topic_filter`` (None: it
+        has none, or there is no such subscription)."""
+        node: _Node | None = self._root
+        for level in topic_filter.split("/"):
+            node = node.children.get(level) if node is not None else None
+        if node is None or node.ids is None:
+            return None
+        return node.ids.get(subscriber)
+
     def remove(self, topic_filter: str, subscriber: Any) -> bool:
         """Unsubscribe; returns False if there was no such subscription."""
         path: list[tuple[_Node, str]] = []

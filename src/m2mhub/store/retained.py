@@ -68,6 +68,10 @@ class RetainedStore:
             node = parent
         return True
 
+    def items(self) -> Iterator[tuple[str, Message]]:
+        """Every (topic, retained message) pair."""
+        return iter(self._messages.items())
+
     def get(self, topic: str) -> Message | None:
         return self._messages.get(topic)
 
