@@ -77,7 +77,13 @@ class RetainedStore:
 
     def matching(self, topic_filter: str) -> Iterator[Message]:
         """Retained messages whose topic matches ``topic_filter`` ($-topics need a literal
-        first level)."""
+        first level), in mosquitto 2.0.11's order.
+
+        That order is the topic tree's, depth first, the children of a level in the order
+        they were first created (dicts keep insertion order, as mosquitto's hash tables do);
+        a ``#`` subtree is visited parent first, except that the level ``#`` is under
+        ("a" for "a/#") comes after everything below it.
+        """
         if "+" not in topic_filter and "#" not in topic_filter:
             message = self._messages.get(topic_filter)
             if message is not None:
@@ -94,12 +100,13 @@ class RetainedStore:
                 continue
             level = levels[i]
             if level == "#":
+                yield from _subtree(node, skip_dollar=i == 0)
                 # "a/#" also matches "a" itself.
                 if i > 0 and node.message is not None:
                     yield node.message
-                yield from _subtree(node, skip_dollar=i == 0)
             elif level == "+":
-                for name, child in node.children.items():
+                # Pushed last to first, so that they are popped in the tree's order.
+                for name, child in reversed(node.children.items()):
                     if i == 0 and name.startswith("$"):
                         continue
                     stack.append((child, i + 1))
@@ -113,12 +120,14 @@ class RetainedStore:
 
 
 def _subtree(node: _Level, skip_dollar: bool) -> Iterator[Message]:
-    """Every message strictly below ``node``."""
+    """Every message strictly below ``node``, parents before children, in the tree's order."""
     stack = [
-        child for name, child in node.children.items() if not (skip_dollar and name.startswith("$"))
+        child
+        for name, child in reversed(node.children.items())
+        if not (skip_dollar and name.startswith("$"))
     ]
     while stack:
         current = stack.pop()
         if current.message is not None:
             yield current.message
-        stack.extend(current.children.values())
+        stack.extend(reversed(current.children.values()))
