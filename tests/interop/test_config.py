@@ -41,9 +41,7 @@ def test_duplicate_single_valued_line_stops_startup(tmp_path: Path, kind: str, n
     value = tmp_path / "same-value"
     value.write_text("")
     conf = tmp_path / "dup.conf"
-    conf.write_text(
-        f"listener {free_tcp_port()} 127.0.0.1\n{name} {value}\n{name} {value}\n"
-    )
+    conf.write_text(f"listener {free_tcp_port()} 127.0.0.1\n{name} {value}\n{name} {value}\n")
     done = start_with(kind, conf)
     output = done.stdout + done.stderr
     assert done.returncode == 3, output
