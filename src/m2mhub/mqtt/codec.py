@@ -2,7 +2,8 @@
 
 ``encode(packet, level)`` turns a packet object into bytes; ``encode_publish_parts`` encodes a
 PUBLISH once for a fan-out where only the packet identifier differs; ``PacketReader`` turns a
-byte stream into packet objects.
+byte stream into packet objects. A decoded 5.0 PUBLISH's properties are a ``PublishProperties``
+dict that remembers its wire bytes, so forwarding them copies bytes instead of encoding.
 
 Decoding is strict and raises the :mod:`m2mhub.mqtt.errors` classes. Where the specification
 leaves a choice we do what mosquitto 2.0 does:
