@@ -112,6 +112,20 @@ def decode_case(qos: int, props: dict[int, Any], unique: bool = False) -> Callab
     return run
 
 
+def ack_decode_case(spelled_out: bool) -> Callable[[], int]:
+    """BATCH PUBACKs: the 2-byte form, or Success spelled out (reason code 0, no properties)."""
+    tail = b"\x00\x00" if spelled_out else b""
+    wire = b"".join(
+        bytes((0x40, 2 + len(tail))) + ((i % 65535) + 1).to_bytes(2, "big") + tail
+        for i in range(BATCH)
+    )
+
+    def run() -> int:
+        return len(PacketReader(5).feed_all(wire))
+
+    return run
+
+
 def parts_case(qos: int, props: dict[int, Any], decoded: bool = False) -> Callable[[], int]:
     """Encode for sending; ``decoded``: the properties as a received PUBLISH has them."""
     if decoded:
@@ -246,6 +260,8 @@ def main() -> None:
             cases.append((f"decode PUBLISH 5.0 qos{qos} props={name}", decode_case(qos, props)))
     cases.append(("decode PUBLISH 5.0 qos0 props=typical + unique Correlation Data",
                   decode_case(0, PROPERTY_SETS["typical"], unique=True)))  # fmt: skip
+    cases.append(("decode PUBACK 5.0 (2 bytes)", ack_decode_case(False)))
+    cases.append(("decode PUBACK 5.0, Success spelled out (4 bytes)", ack_decode_case(True)))
     for name, props in PROPERTY_SETS.items():
         cases.append((f"encode_publish_parts 5.0 qos1 props={name}", parts_case(1, props)))
         if props:

@@ -1106,6 +1106,11 @@ _SHORT_ACKS: Final[dict[int, type[Puback] | type[Pubrec] | type[Pubrel] | type[P
 _CONNACK_UNACCEPTABLE_VERSION: Final = b"\x20\x02\x00\x01"
 
 
+def _is_success_ack(buf: _Buf, start: int, end: int) -> bool:
+    """A 5.0 ack body spelling Success out: packet id, reason code 0, maybe Property Length 0."""
+    return 3 <= end - start <= 4 and not buf[start + 2] | buf[end - 1]
+
+
 class PacketReader:
     """Turns a byte stream into packets: ``feed(bytes)``, then ``next_packet()`` until None.
 
@@ -1217,8 +1222,12 @@ class PacketReader:
                 return None
             if ptype == 3 and level is not None:  # PUBLISH
                 packet: Packet = _decode_publish(buf, first & 0x0F, start, end, level)
-            elif end - start == 2 and first in _SHORT_ACKS and level is not None:
-                # PUBACK/PUBREC/PUBREL/PUBCOMP without reason code: the other hot packets
+            elif (
+                first in _SHORT_ACKS
+                and level is not None
+                and (end - start == 2 or (level == 5 and _is_success_ack(buf, start, end)))
+            ):
+                # PUBACK/PUBREC/PUBREL/PUBCOMP saying success: the other hot packets
                 packet_id = (buf[start] << 8) | buf[start + 1]
                 if not packet_id:
                     raise ProtocolError(f"{PacketType(ptype).name} with packet identifier 0")
