@@ -167,3 +167,16 @@ def test_properties_switch_to_mqtt5_unless_a_later_v_says_otherwise(
 ) -> None:
     """As seen in mosquitto's log (``p5``/``p2``/``p1``) for the same command lines."""
     assert pub.parse(["-t", "a", "-m", "x", *args]).protocol == protocol
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        "%c", "100%", "%", "%-", "%0", "%5", "%-05", "%5.", "%5.3", "%.", "%0-5p", "%--5p",
+        "%-0-5p", "%5.3.2p", "\\", "\\q", "\\x41", "\\\\\\", "@", "@@@", "@@", "%%%", "%%",
+        "%j%J%I%U%A%C%D%E%F%P%R%S%l%m%p%q%r%t%x%X", "@Y@q@N", "%-010.3t", "é%t",
+    ],
+)  # fmt: skip
+def test_output_formats_are_refused_or_accepted_as_by_mosquitto_sub(fmt: str) -> None:
+    args = [*base_args("sub"), "-F", fmt]
+    assert ours("sub", args) == mosquitto("sub", args)
