@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from m2mhub.mqtt.packets import Connack, Connect, Disconnect, Pingreq, Pingresp, Publish, Will
 from tests.hub.harness import Hub
 
@@ -187,3 +189,49 @@ def test_unknown_protocol_name_closes_without_connack_like_mosquitto() -> None:
     assert c.closed and c.sink.data == b""
     assert hub.lines[-1].startswith(f"Client <unknown> ({c.conn.peer}) disconnected due to")
     assert not other.closed
+
+
+class _Users:
+    """A password file stand-in whose users the test changes (as a SIGHUP reload would)."""
+
+    def __init__(self, **users: bytes) -> None:
+        self.users = users
+
+    def check(self, username: str | None, password: bytes | None, client_id: str) -> bool:
+        return username is not None and self.users.get(username) == password
+
+
+@pytest.mark.parametrize("level", [4, 5])
+def test_recheck_credentials_closes_clients_the_authenticator_now_refuses(level: int) -> None:
+    hub = Hub(allow_anonymous=True)
+    users = _Users(alice=b"a", bob=b"b", carol=b"c", watch=b"w")
+    hub.broker.authenticator = users
+    watcher = hub.connected("watcher", username="watch", password=b"w")
+    watcher.subscribe(("will/#", 0))
+    alice = hub.connected(
+        "alice", level, will=Will("will/a", b"gone", 0, False), username="alice", password=b"a"
+    )
+    bob = hub.connected("bob", level, clean=False, username="bob", password=b"b")
+    carol = hub.connected("carol", level, username="carol", password=b"c")
+    anon = hub.connected("anon", level)
+    users.users["alice"] = b"changed"
+    del users.users["bob"]
+    mark = len(hub.lines)
+    assert hub.broker.recheck_credentials(hub.now) == ["alice", "bob"]
+    hub.broker.flush()
+    # As mosquitto 2.0.11: as if they had sent DISCONNECT, without a DISCONNECT packet.
+    assert hub.lines[mark:] == ["Client alice disconnected.", "Client bob disconnected."]
+    assert alice.closed and bob.closed and alice.received() == [] and bob.received() == []
+    assert not (carol.closed or anon.closed or watcher.closed)
+    assert watcher.received() == []  # no will
+    # The persistent 3.1.1 session stays (5.0 without Session Expiry: it ends with the connection).
+    assert ("bob" in hub.broker.sessions) == (level == 4)
+    # Nobody else is refused on a second look.
+    assert hub.broker.recheck_credentials(hub.now) == []
+
+
+def test_recheck_credentials_without_an_authenticator_does_nothing() -> None:
+    hub = Hub(allow_anonymous=True)
+    c = hub.connected("c", username="u", password=b"p")
+    assert hub.broker.recheck_credentials(hub.now) == []
+    assert not c.closed

@@ -340,6 +340,9 @@ class _Hub:
         for problem in passwords.problems:
             self.error(problem)
         self.authenticator.passwords = passwords
+        if self.broker is not None:
+            # mosquitto 2.0.11 also drops the clients whose credentials no longer hold.
+            self.broker.recheck_credentials(asyncio.get_running_loop().time())
 
     def _reload_acl(self) -> None:
         path = self.settings.acl_file

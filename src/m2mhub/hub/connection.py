@@ -39,6 +39,7 @@ class Connection:
         "aliases",
         "auth",
         "client_id",
+        "credentials",
         "dirty",
         "inherited",
         "keepalive",
@@ -89,6 +90,9 @@ class Connection:
         self.auth: AuthFlow | None = None
         # 5.0 Request Problem Information: False when the client asked for no Reason Strings.
         self.problem_info = True
+        # The user name and password the authenticator accepted, kept to check them again
+        # when the password file is re-read; None for anonymous and enhanced-auth clients.
+        self.credentials: tuple[str, bytes | None] | None = None
 
     @property
     def host(self) -> str:
