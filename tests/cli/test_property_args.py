@@ -180,3 +180,20 @@ def test_properties_switch_to_mqtt5_unless_a_later_v_says_otherwise(
 def test_output_formats_are_refused_or_accepted_as_by_mosquitto_sub(fmt: str) -> None:
     args = [*base_args("sub"), "-F", fmt]
     assert ours("sub", args) == mosquitto("sub", args)
+
+
+LONG_AND_EDGE_OPTIONS = [
+    "--session-expiry-interval", "--no-retain", "--count", "--timeout", "--protocol-version",
+    "-V", "--verbose", "--filter-out", "--unsubscribe", "--keepalive", "--id", "--id-prefix",
+    "--url", "--qos", "--topic", "--username", "--pw", "--host", "--port", "--debug",
+    "--disable-clean-session", "--property", "-M", "--unix", "-x", "--will-topic",
+    "--random-filter", "--pretty", "--retain-as-published", "--repeat",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("tool", ["pub", "sub"])
+def test_long_options_and_missing_values_match_mosquitto(tool: str) -> None:
+    """Each option given last, without its value: the same message (or acceptance)."""
+    for option in LONG_AND_EDGE_OPTIONS:
+        args = [*base_args(tool), option]
+        assert (option, ours(tool, args)) == (option, mosquitto(tool, args))

@@ -351,3 +351,16 @@ def test_ctrl_c_ends_lines_mode_while_stdin_is_open(port: int) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_empty_stdin_is_refused_before_connecting_as_by_mosquitto_pub() -> None:
+    theirs = run_tool("mosquitto_pub", "-p", "1", "-t", "a", "-s", stdin=b"")
+    ours = run_tool("pub", "-p", "1", "-t", "a", "-s", stdin=b"")
+    assert (
+        (ours.code, ours.err)
+        == (theirs.code, theirs.err)
+        == (
+            1,
+            "Error: Zero length input.\nError loading input from stdin.\n",
+        )
+    )

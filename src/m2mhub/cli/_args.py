@@ -39,7 +39,8 @@ class ArgReader:
 
     def value(self, option: str, noun: str) -> str:
         if self.i >= len(self.argv):
-            raise UsageError(f"{option} argument given but no {noun} specified.")
+            # mosquitto's text ends with a blank line before the usage hint.
+            raise UsageError(f"{option} argument given but no {noun} specified.\n")
         arg = self.argv[self.i]
         self.i += 1
         return arg

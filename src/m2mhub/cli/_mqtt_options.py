@@ -159,8 +159,28 @@ UNSUPPORTED = {
 }
 
 
+# Long options mosquitto's messages name by their short form ("-t argument given but...").
+SHORT_NAMES = {
+    "--host": "-h",
+    "--port": "-p",
+    "--id": "-i",
+    "--id-prefix": "-I",
+    "--keepalive": "-k",
+    "--url": "-L",
+    "--qos": "-q",
+    "--topic": "-t",
+    "--username": "-u",
+    "--pw": "-P",
+    "--filter-out": "-T",
+    "--unsubscribe": "-U",
+    "--message": "-m",
+    "--file": "-f",
+}
+
+
 def parse_common(opts: MQTTOptions, arg: str, args: ArgReader, multi_topic: bool) -> bool:
-    """Handle one shared option; False if ``arg`` is not one of them."""
+    """Handle one shared option (``arg`` as :data:`SHORT_NAMES` gives it); False if ``arg``
+    is not one of them."""
     if arg in ("-h", "--host"):
         opts.host = args.value(arg, "host")
     elif arg in ("-p", "--port"):
@@ -169,7 +189,7 @@ def parse_common(opts: MQTTOptions, arg: str, args: ArgReader, multi_topic: bool
             raise UsageError(f"Invalid port given: {port}")
         opts.port = port
     elif arg == "--unix":
-        opts.unix_path = args.value(arg, "unix socket path")
+        opts.unix_path = args.value(arg, "socket path")
     elif arg == "-A":
         opts.bind_address = args.value(arg, "address")
     elif arg in ("-c", "--disable-clean-session"):
@@ -194,6 +214,8 @@ def parse_common(opts: MQTTOptions, arg: str, args: ArgReader, multi_topic: bool
     elif arg in ("-L", "--url"):
         _parse_url(opts, args.value(arg, "URL"))
     elif arg == "-M":
+        if args.i >= len(args.argv):
+            raise UsageError("-M argument given but max_inflight not specified.\n")
         opts.max_inflight = _int(args.value(arg, "max_inflight"))
         if opts.max_inflight < 1:
             raise UsageError("Maximum inflight messages must be greater than 0.")
@@ -218,8 +240,8 @@ def parse_common(opts: MQTTOptions, arg: str, args: ArgReader, multi_topic: bool
     elif arg in ("-P", "--pw"):
         opts.password = args.value(arg, "password")
     elif arg in ("-V", "--protocol-version"):
-        opts.protocol = _protocol(args.value(arg, "protocol version"))
-    elif arg in ("-x", "--session-expiry-interval"):
+        opts.protocol = _protocol(args.value("--protocol-version", "version"))
+    elif arg == "-x":
         opts.session_expiry = _session_expiry(args.value("-x", "session expiry interval"))
     elif arg == "--will-topic":
         topic = args.value(arg, "will topic")

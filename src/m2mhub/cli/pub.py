@@ -15,6 +15,7 @@ from typing import Any
 from m2mhub.cli._args import ArgReader, HelpRequested, UsageError
 from m2mhub.cli._mqtt_options import (
     COMMON_HELP,
+    SHORT_NAMES,
     MQTTOptions,
     check_common,
     parse_common,
@@ -80,7 +81,8 @@ def parse(argv: list[str]) -> PubOptions:
     """Parse mosquitto_pub's command line; raises UsageError or HelpRequested."""
     opts = PubOptions()
     args = ArgReader(argv)
-    for arg in args:
+    for given in args:
+        arg = SHORT_NAMES.get(given, given)
         if parse_common(opts, arg, args, multi_topic=False):
             continue
         if arg in ("-m", "--message"):
@@ -106,7 +108,7 @@ def parse(argv: list[str]) -> PubOptions:
             if opts.repeat_delay < 0:
                 raise UsageError("--repeat-delay argument must be >=0.0.")
         else:
-            raise UsageError(f"Unknown option '{arg}'.")
+            raise UsageError(f"Unknown option '{given}'.")
     if not opts.topics or opts.mode is None:
         raise UsageError("Both topic and message must be supplied.")
     check_common(opts)
@@ -127,7 +129,11 @@ def _load_payload(opts: PubOptions) -> bytes | None:
     if opts.mode == MODE_NULL:
         return b""
     if opts.mode == MODE_STDIN:
-        return sys.stdin.buffer.read()
+        data = sys.stdin.buffer.read()
+        if not data:
+            print("Error: Zero length input.", file=sys.stderr)
+            raise OSError("zero length input")
+        return data
     if opts.mode == MODE_FILE:
         assert opts.file is not None
         try:
@@ -294,7 +300,10 @@ def run(argv: list[str]) -> int:
     try:
         payload = _load_payload(opts)
     except OSError:
-        print(f'Error loading input file "{opts.file}".', file=sys.stderr)
+        if opts.mode == MODE_STDIN:
+            print("Error loading input from stdin.", file=sys.stderr)
+        else:
+            print(f'Error loading input file "{opts.file}".', file=sys.stderr)
         return 1
     try:
         return asyncio.run(_interruptible(_main(opts, payload)))

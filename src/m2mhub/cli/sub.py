@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from m2mhub.cli._args import ArgReader, HelpRequested, UsageError
 from m2mhub.cli._mqtt_options import (
     COMMON_HELP,
+    SHORT_NAMES,
     MQTTOptions,
     check_common,
     parse_common,
@@ -115,12 +116,13 @@ def parse(argv: list[str]) -> SubOptions:
     """Parse mosquitto_sub's command line; raises UsageError or HelpRequested."""
     opts = SubOptions()
     args = ArgReader(argv)
-    for arg in args:
+    for given in args:
+        arg = SHORT_NAMES.get(given, given)
         if parse_common(opts, arg, args, multi_topic=True):
             continue
-        if arg in ("-C", "--count"):
+        if arg == "-C":
             opts.msg_count = _positive(args.value(arg, "count"), "message count")
-        elif arg in ("-W", "--timeout"):
+        elif arg == "-W":
             opts.timeout = _positive(args.value(arg, "timeout"), "timeout")
         elif arg in ("-E",):
             opts.exit_after_sub = True
@@ -131,7 +133,7 @@ def parse(argv: list[str]) -> SubOptions:
                 raise UsageError(str(exc)) from None
         elif arg in ("-N",):
             opts.eol = False
-        elif arg in ("-R", "--no-retain"):
+        elif arg == "-R":
             opts.no_retain = True
         elif arg == "--retained-only":
             opts.retained_only = True
@@ -160,7 +162,7 @@ def parse(argv: list[str]) -> SubOptions:
         elif arg == "--random-filter":
             opts.random_filter = _chance(args.value(arg, "chance"))
         else:
-            raise UsageError(f"Unknown option '{arg}'.")
+            raise UsageError(f"Unknown option '{given}'.")
     if opts.no_retain and opts.retained_only:
         raise UsageError("Combining '-R' and '--retained-only' makes no sense.", False)
     if opts.format is not None:
