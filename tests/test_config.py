@@ -295,10 +295,23 @@ def test_user_is_ignored_with_a_notice() -> None:
 
 def test_settings_the_broker_does_not_act_on_yet_warn() -> None:
     config = parse("persistence true\nmax_inflight_bytes 1000\nupgrade_outgoing_qos true\n")
-    assert any("'persistence' is accepted but not acted on" in text for text in config.warnings)
     assert any("'max_inflight_bytes'" in text for text in config.warnings)
+    assert not any("persistence" in text for text in config.warnings)  # enforced now
     assert not any("upgrade_outgoing_qos" in text for text in config.warnings)
-    assert parse("persistence false\n").warnings == []
+
+
+def test_persistence_lines() -> None:
+    s = settings(
+        "persistence true\npersistence_location /var/lib/m2mhub/\npersistence_file hub.db\n"
+        "autosave_interval 60\nautosave_on_changes true\n"
+    )
+    assert (s.persistence, s.persistence_location, s.persistence_file) == (
+        True,
+        "/var/lib/m2mhub/",
+        "hub.db",
+    )
+    assert (s.autosave_interval, s.autosave_on_changes) == (60, True)
+    assert (settings("").autosave_interval, settings("").autosave_on_changes) == (1800, False)
 
 
 # ---------------------------------------------------------------------- logging

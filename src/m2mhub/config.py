@@ -65,7 +65,6 @@ UNSUPPORTED = frozenset(
         "use_subject_as_username",
         "use_username_as_clientid",
         # general
-        "autosave_on_changes",
         "log_facility",
         "memory_limit",
         # listeners
@@ -133,10 +132,7 @@ UNSUPPORTED_PREFIXES = ("auth_opt_", "plugin_opt_")
 
 # Settings the parser accepts and validates but the broker core does not act on yet: a
 # non-default value gets a start-up warning instead of silently doing nothing.
-NOT_YET_ENFORCED = (
-    "max_inflight_bytes",
-    "persistence",
-)
+NOT_YET_ENFORCED = ("max_inflight_bytes",)
 
 _TRAILING_COMMENT = re.compile(r"\s#.*$")
 
@@ -220,6 +216,7 @@ class _Parser:
             "persistence_location": self._str_setter("persistence_location"),
             "persistence_file": self._str_setter("persistence_file"),
             "autosave_interval": self._int_setter("autosave_interval", 0),
+            "autosave_on_changes": self._bool_setter("autosave_on_changes"),
             "per_listener_settings": self._per_listener_settings,
             "user": self._user,
             "pid_file": self._pid_file,

@@ -30,7 +30,9 @@ from m2mhub.config import Config, ConfigError, load_config
 from m2mhub.hub.broker import Broker
 from m2mhub.hub.log import BrokerLog
 from m2mhub.hub.settings import BrokerSettings
+from m2mhub.net.autosave import Autosave
 from m2mhub.net.mqtt_server import MqttServer
+from m2mhub.store.sqlite import PersistenceError
 from m2mhub.trace.format import Style
 
 if TYPE_CHECKING:
@@ -391,6 +393,7 @@ class _Hub:
         server = MqttServer()
         face: CoapFace | None = None
         attempted = False
+        autosave: Autosave | None = None
         pcap_out: BinaryIO | None = None
         try:
             options = self.options
@@ -429,6 +432,13 @@ class _Hub:
                 # MQTT 5 enhanced authentication for the password file's SCRAM entries.
                 broker.add_auth_method(ScramSha256(self._scram_credentials))
             self.broker = broker
+            if self.settings.persistence:
+                autosave = Autosave(broker, self.settings, self.log)
+                try:
+                    autosave.restore(loop.time())
+                except PersistenceError as exc:
+                    autosave = None  # never overwrite a file we could not read
+                    raise _StartError(f"{exc} Couldn't open database.") from None
             addresses = mqtt_addresses(self.settings, self.options.ports)
             attempted = True
             try:
@@ -437,6 +447,10 @@ class _Hub:
                 raise _StartError(_error_text(exc)) from None
             face = await self._start_coap(broker, tracer)
             loop.add_signal_handler(signal.SIGHUP, self.reload)
+            if autosave is not None:
+                autosave.start()
+                saver = autosave
+                loop.add_signal_handler(signal.SIGUSR1, lambda: loop.create_task(saver.save()))
             self.notice(f"m2mhub version {__version__} running")
             await self.stop.wait()
             self.notice(f"m2mhub version {__version__} terminating")
@@ -445,13 +459,15 @@ class _Hub:
             self.error(str(exc), fatal=True)
             return exc.exit_code
         finally:
-            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1):
                 loop.remove_signal_handler(signum)
             if face is not None:
                 face.close()
                 await face.wait_closed()
             if attempted:
                 await server.close()  # also closes listeners a failed start had opened
+            if autosave is not None:
+                await autosave.close(loop.time())  # after the clients are gone
             self._remove_pid_file()
             self.log.close()
             if pcap_out is not None:

@@ -56,7 +56,8 @@ class BrokerSettings:
     persistence: bool = False
     persistence_location: str = ""
     persistence_file: str = "m2mhub.db"
-    autosave_interval: int = 1800
+    autosave_interval: int = 1800  # seconds, or changes with autosave_on_changes; 0: at exit
+    autosave_on_changes: bool = False
     # CoAP face of the hub.
     coap_enabled: bool = True
     coap_port: int = 5683

@@ -1,0 +1,120 @@
+"""``persistence true``: retained messages and persistent sessions survive a broker restart.
+
+Each scenario runs on mosquitto 2.0.11 first (the expectation) and on m2mhub: the broker is
+stopped with SIGTERM (a clean shutdown saves the state) and started again on the same
+``persistence_location``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.interop.cli import (
+    Msg,
+    interrupt,
+    kill9,
+    pub,
+    start_sub,
+    subscribe_and_leave,
+    until_sentinel,
+)
+from tests.interop.conftest import Broker, start_broker
+from tests.support import M2MHUB, free_tcp_port, require
+
+pytestmark = pytest.mark.interop
+
+
+def _config(tmp_path: Path) -> list[str]:
+    store = tmp_path / "store"
+    store.mkdir(exist_ok=True)
+    return ["persistence true", f"persistence_location {store}/"]
+
+
+def _stop(broker: Broker) -> None:
+    """SIGTERM, and the broker must exit cleanly (exit code 0)."""
+    broker.proc.popen.terminate()
+    assert broker.proc.wait(10) == 0, broker.proc.output()
+
+
+def test_queued_and_retained_messages_survive_a_restart(broker_kind: str, tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    with start_broker(broker_kind, tmp_path, config) as first:
+        sub = start_sub(first.port, "-c", "-i", "keeper", "-q", "1", "-t", "p/#")
+        kill9(sub)
+        first.wait_log("Client keeper closed its connection")
+        pub(first.port, "-t", "p/retained", "-m", "kept", "-r", "-q", "1")
+        pub(first.port, "-t", "p/queued", "-m", "one", "-q", "1")
+        pub(first.port, "-t", "p/queued", "-m", "two", "-q", "1")
+        _stop(first)
+
+    with start_broker(broker_kind, tmp_path, config) as second:
+        back = start_sub(second.port, "-c", "-i", "keeper", "-q", "1", "-t", "p/#")
+        try:
+            got = until_sentinel(second.port, back, "p/sentinel")
+        finally:
+            interrupt(back)
+        assert got == [
+            Msg(False, 1, "p/retained", "kept"),
+            Msg(False, 1, "p/queued", "one"),
+            Msg(False, 1, "p/queued", "two"),
+            Msg(True, 1, "p/retained", "kept"),  # the new SUBSCRIBE's retained copy
+        ]
+        fresh = start_sub(second.port, "-i", "newcomer", "-t", "p/retained")
+        try:
+            fresh.wait_for_line("MSG|1|0|p/retained|kept")
+        finally:
+            interrupt(fresh)
+
+
+def test_a_session_that_expires_while_the_broker_is_down_is_gone(tmp_path: Path) -> None:
+    """MQTT 5.0 3.1.2.11.2: the session ends when its expiry interval has passed since the
+    connection closed, the broker's downtime included. m2mhub only: mosquitto 2.0.11 restores
+    such a session and queues messages for it right after the restart (checked by hand: the
+    "brief" subscriber below gets "after restart" there)."""
+    broker_kind = "m2mhub"
+    config = _config(tmp_path)
+    with start_broker(broker_kind, tmp_path, config) as first:
+        for client_id, expiry in (("brief", "1"), ("lasting", "600")):
+            subscribe_and_leave(
+                first.port, "-V", "5", "-c", "-i", client_id, "-x", expiry, "-q", "1", "-t", "e/#"
+            )
+        _stop(first)
+    # The scenario itself: the broker stays down for longer than brief's Session Expiry.
+    time.sleep(2.5)
+    with start_broker(broker_kind, tmp_path, config) as second:
+        pub(second.port, "-t", "e/x", "-m", "after restart", "-q", "1")
+        for client_id, expected in (("brief", []), ("lasting", ["after restart"])):
+            back = start_sub(
+                second.port, "-V", "5", "-c", "-i", client_id, "-x", "600", "-t", "s/" + client_id
+            )
+            try:
+                got = until_sentinel(second.port, back, "s/" + client_id)
+            finally:
+                interrupt(back)
+            assert [m.payload for m in got] == expected, client_id
+
+
+def test_an_unreadable_persistence_file_stops_start_up(broker_kind: str, tmp_path: Path) -> None:
+    """Exit code 1 and "Unrecognised file format", as mosquitto for a file it cannot read; the
+    file is left as it was."""
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "state.db").write_bytes(b"not a persistence file\n" * 10)
+    conf = tmp_path / "bad.conf"
+    conf.write_text(
+        f"listener {free_tcp_port()} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+        f"persistence_location {store}/\npersistence_file state.db\n"
+        + ("user root\n" if broker_kind == "mosquitto" else "")
+    )
+    if broker_kind == "mosquitto":
+        args = [require("mosquitto"), "-c", str(conf)]
+    else:
+        args = [*M2MHUB, "serve", "-c", str(conf), "--no-coap"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 1
+    assert "Unrecognised file format" in done.stdout + done.stderr
+    assert (store / "state.db").read_bytes() == b"not a persistence file\n" * 10
