@@ -118,3 +118,54 @@ def test_an_unreadable_persistence_file_stops_start_up(broker_kind: str, tmp_pat
     assert done.returncode == 1
     assert "Unrecognised file format" in done.stdout + done.stderr
     assert (store / "state.db").read_bytes() == b"not a persistence file\n" * 10
+
+
+def _saves(broker: Broker, path: str, count: int, start: int) -> None:
+    """Wait until the broker has logged ``count`` saves of ``path`` since ``start``."""
+    needle = f"Saving in-memory database to {path}."
+    for _ in range(count):
+        line = broker.wait_log(needle, start=start)
+        start = broker.proc.lines.index(line, start) + 1
+
+
+def test_autosave_interval_saves_while_running(broker_kind: str, tmp_path: Path) -> None:
+    """The timer saves: a broker killed without a chance to save keeps what the last
+    autosave wrote. The second "Saving" line after the publishes means the first save that
+    included them has finished."""
+    config = [*_config(tmp_path), "autosave_interval 1", "persistence_file state.db"]
+    path = f"{tmp_path / 'store'}//state.db"
+    with start_broker(broker_kind, tmp_path, config) as first:
+        subscribe_and_leave(first.port, "-c", "-i", "crashy", "-q", "1", "-t", "c/#")
+        pub(first.port, "-t", "c/q", "-m", "queued", "-q", "1")
+        _saves(first, path, 2, first.mark())
+        kill9(first.proc)
+
+    with start_broker(broker_kind, tmp_path, config) as second:
+        back = start_sub(second.port, "-c", "-i", "crashy", "-q", "1", "-t", "c/#")
+        try:
+            got = until_sentinel(second.port, back, "c/sentinel")
+        finally:
+            interrupt(back)
+        assert got == [Msg(False, 1, "c/q", "queued")]
+
+
+def test_autosave_on_changes_counts_changes(broker_kind: str, tmp_path: Path) -> None:
+    """With ``autosave_on_changes true``, ``autosave_interval 100`` means "after 100 changes",
+    not seconds: messages queued for an offline persistent session count, so 100 publishes
+    save well before 100 seconds have passed."""
+    config = [*_config(tmp_path), "autosave_interval 100", "autosave_on_changes true"]
+    with start_broker(broker_kind, tmp_path, config) as first:
+        subscribe_and_leave(first.port, "-c", "-i", "counted", "-q", "1", "-t", "n/#")
+        start = first.mark()
+        lines = "".join(f"m{n}\n" for n in range(100))
+        done = subprocess.run(
+            [require("mosquitto_pub"), "-p", str(first.port), "-t", "n/q", "-q", "1", "-l"],
+            input=lines,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        suffix = "mosquitto.db" if broker_kind == "mosquitto" else "m2mhub.db"
+        _saves(first, f"{tmp_path / 'store'}//{suffix}", 1, start)

@@ -153,5 +153,13 @@ def test_an_unreachable_location_is_an_error(tmp_path: Path) -> None:
 
 
 def test_database_path_joins_location_and_file() -> None:
-    assert database_path("/var/lib/m2mhub/", "hub.db") == Path("/var/lib/m2mhub/hub.db")
-    assert database_path("", "hub.db") == Path("hub.db")
+    # mosquitto 2.0.11 joins them with a slash, whether or not the location ends in one.
+    assert database_path("/var/lib/m2mhub", "hub.db") == "/var/lib/m2mhub/hub.db"
+    assert database_path("/var/lib/m2mhub/", "hub.db") == "/var/lib/m2mhub//hub.db"
+    assert database_path("", "hub.db") == "hub.db"
+
+
+def test_the_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "m2mhub.db"
+    SqliteStore(path).save(_everything(), SAVED_AT)
+    assert path.stat().st_mode & 0o777 == 0o600

@@ -95,7 +95,7 @@ class Autosave:
 
     def _log_saving(self) -> None:
         if self.log.information:
-            self.log.write(f"Saving in-memory database to {self.store.path}.")
+            self.log.write(f"Saving in-memory database to {self.store.name}.")
 
     def _log_error(self, exc: PersistenceError) -> None:
         if self.log.error:

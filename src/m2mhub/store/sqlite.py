@@ -12,6 +12,7 @@ SQLite, or SQLite without m2mhub's marker, is refused with :class:`PersistenceEr
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -55,31 +56,39 @@ class PersistenceError(Exception):
     """The persistence file cannot be opened, read or written."""
 
 
-def database_path(location: str, file_name: str) -> Path:
-    """Where ``persistence_location`` and ``persistence_file`` put the file (no location:
-    the current directory, as mosquitto)."""
-    return Path(location) / file_name if location else Path(file_name)
+def database_path(location: str, file_name: str) -> str:
+    """Where ``persistence_location`` and ``persistence_file`` put the file, spelt as
+    mosquitto 2.0 spells it in its log (``LOCATION/FILE``; no location: the current
+    directory)."""
+    return f"{location}/{file_name}" if location else file_name
 
 
 class SqliteStore:
     """One persistence file; :meth:`load` at start-up, :meth:`save` on each autosave."""
 
     def __init__(self, path: str | Path) -> None:
+        self.name = str(path)  # as given, for messages
         self.path = Path(path)
 
     def _connect(self) -> sqlite3.Connection:
         try:
+            if not self.path.exists():
+                # Owner-only, as mosquitto's file: it holds messages and user names.
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
             db = sqlite3.connect(self.path, isolation_level=None)
             db.execute("PRAGMA synchronous = FULL")
-        except sqlite3.OperationalError as exc:
-            raise PersistenceError(f"Unable to open persistence file {self.path}: {exc}.") from None
+        except (OSError, sqlite3.OperationalError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise PersistenceError(
+                f"Unable to open persistence file {self.name}: {reason}."
+            ) from None
         except sqlite3.DatabaseError:
             raise self._unrecognised() from None
         return db
 
     def _unrecognised(self) -> PersistenceError:
         return PersistenceError(
-            f"Unable to restore persistent database from {self.path}. Unrecognised file format."
+            f"Unable to restore persistent database from {self.name}. Unrecognised file format."
         )
 
     def load(self, wall_now: float) -> Snapshot | None:
@@ -92,7 +101,7 @@ class SqliteStore:
             return _read(db, wall_now)
         except sqlite3.Error as exc:
             raise PersistenceError(
-                f"Unable to restore persistent database from {self.path}: {exc}."
+                f"Unable to restore persistent database from {self.name}: {exc}."
             ) from None
         finally:
             db.close()
@@ -119,7 +128,7 @@ class SqliteStore:
                 raise
             db.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise PersistenceError(f"Unable to save persistence file {self.path}: {exc}.") from None
+            raise PersistenceError(f"Unable to save persistence file {self.name}: {exc}.") from None
         finally:
             db.close()
 
@@ -130,11 +139,11 @@ class SqliteStore:
             rows = {}
         if rows.get("format") != FORMAT:
             raise PersistenceError(
-                f"Unable to restore persistent database from {self.path}. Unrecognised file format."
+                f"Unable to restore persistent database from {self.name}. Unrecognised file format."
             )
         if rows.get("version") != str(VERSION):
             raise PersistenceError(
-                f"Unable to restore persistent database from {self.path}. "
+                f"Unable to restore persistent database from {self.name}. "
                 f"Unsupported version {rows.get('version')}."
             )
 
