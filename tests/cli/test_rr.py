@@ -135,15 +135,25 @@ def test_empty_response_prints_nothing(broker: tuple[int, Responder]) -> None:
     assert ours == theirs == Result(0, "", "")
 
 
-def test_debug_lines_match_and_ours_end_with_disconnect(broker: tuple[int, Responder]) -> None:
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_debug_lines_match_and_ours_end_with_disconnect(
+    broker: tuple[int, Responder], qos: int
+) -> None:
     """mosquitto_rr 2.0.11 closes the socket after the response without DISCONNECT (so a
-    broker would send its will); m2mhub rr says DISCONNECT, as a client whose work is done."""
+    broker would send its will); m2mhub rr says DISCONNECT, as a client whose work is done
+    (after acknowledging the response)."""
     port, _ = broker
-    theirs, ours = both("-p", str(port), "-t", "rr/req/d", "-e", "rr/resp/d", "-m", "hi", "-d")
+    theirs, ours = both(
+        *("-p", str(port), "-t", "rr/req/d", "-e", "rr/resp/d", "-m", "hi", "-d"),
+        *("-q", str(qos)),
+    )
     assert (ours.code, ours.err) == (theirs.code, theirs.err) == (0, "")
     assert normalise(ours.lines) == [*normalise(theirs.lines), "Client <id> sending DISCONNECT"]
-    assert "Client <id> received PUBLISH (d0, q0, r0, m0, 'rr/resp/d', ... (5 bytes))" in (
-        normalise(ours.lines)
+    assert normalise(ours.lines)[-2:] == ["re:hi", "Client <id> sending DISCONNECT"]
+    mid = 0 if qos == 0 else 1
+    assert (
+        f"Client <id> received PUBLISH (d0, q{qos}, r0, m{mid}, 'rr/resp/d', ... (5 bytes))"
+        in normalise(ours.lines)
     )
 
 
