@@ -187,3 +187,18 @@ def test_qos0_payload_said_to_be_utf8_but_not_disconnects_with_0x99() -> None:
     assert [line for line in hub.lines if "disconnected due to" in line] == [
         "Client pub disconnected due to protocol error (payload is not valid UTF-8)."
     ]
+
+
+def test_time_left_never_exceeds_the_interval_sent() -> None:
+    """(1000.1 + 3600) - 1000.1 is 3600.0000000000005 in floating point: rounding it up
+    once said 3601 s left of a 3600 s interval."""
+    hub = Hub()
+    hub.now = 1000.1
+    sub = hub.connected("sub", level=5, clean=False, properties={SESSION_EXPIRY: 3600})
+    _subscribe(sub, "t", 1)
+    sub.disconnect()
+    _publish(hub.connected("pub", level=5), "t", 1, {MESSAGE_EXPIRY: 3600})
+    back = hub.client("sub", level=5)
+    back.connect(clean=False, properties={SESSION_EXPIRY: 3600})
+    got = [p for p in back.pending if isinstance(p, Publish)]
+    assert [p.properties for p in got] == [{MESSAGE_EXPIRY: 3600}]

@@ -1835,7 +1835,9 @@ class Broker:
                     # flight that expired before its resend (which MQTT 5.0 4.4 still
                     # requires) says 1: 0 would read as "never expires" to mosquitto and to us.
                     assert message.expires_at is not None
-                    left = max(1, math.ceil(message.expires_at - self._now))
+                    # Rounded to the microsecond first: (t + 3600) - t can be
+                    # 3600.0000000000005 in floating point, which must not go up to 3601.
+                    left = max(1, math.ceil(round(message.expires_at - self._now, 6)))
                     props = {**props, PROP_MESSAGE_EXPIRY: left}
                 if sub_ids:
                     props = {**props, PROP_SUBSCRIPTION_ID: list(sub_ids)}
