@@ -7,12 +7,15 @@ stopped with SIGTERM (a clean shutdown saves the state) and started again on the
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
+from m2mhub.store.sqlite import PersistenceError, SqliteStore
 from tests.interop.cli import (
     Msg,
     interrupt,
@@ -169,3 +172,41 @@ def test_autosave_on_changes_counts_changes(broker_kind: str, tmp_path: Path) ->
         assert done.returncode == 0, done.stderr
         suffix = "mosquitto.db" if broker_kind == "mosquitto" else "m2mhub.db"
         _saves(first, f"{tmp_path / 'store'}//{suffix}", 1, start)
+
+
+def _wait_saved(kind: str, path: Path, timeout: float = 10.0) -> None:
+    """Wait until a save has reached the disk: mosquitto writes ``FILE.new`` and renames it,
+    m2mhub commits an SQLite transaction (readers see none of it before)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if kind == "mosquitto" and path.exists():
+            return
+        if kind == "m2mhub":
+            with contextlib.suppress(PersistenceError):
+                if SqliteStore(path).load(time.time()) is not None:
+                    return
+        time.sleep(0.05)
+    raise TimeoutError(f"{path} was not saved")
+
+
+def test_sigusr1_saves_now(broker_kind: str, tmp_path: Path) -> None:
+    """``autosave_interval 0``: no timer, but SIGUSR1 saves; the broker is then killed
+    without a chance to save again."""
+    config = [*_config(tmp_path), "autosave_interval 0", "persistence_file state.db"]
+    store = tmp_path / "store"
+    with start_broker(broker_kind, tmp_path, config) as first:
+        subscribe_and_leave(first.port, "-c", "-i", "signalled", "-q", "1", "-t", "u/#")
+        pub(first.port, "-t", "u/q", "-m", "saved by signal", "-q", "1")
+        start = first.mark()
+        first.proc.popen.send_signal(signal.SIGUSR1)
+        _saves(first, f"{store}//state.db", 1, start)
+        _wait_saved(broker_kind, store / "state.db")
+        kill9(first.proc)
+
+    with start_broker(broker_kind, tmp_path, config) as second:
+        back = start_sub(second.port, "-c", "-i", "signalled", "-q", "1", "-t", "u/#")
+        try:
+            got = until_sentinel(second.port, back, "u/sentinel")
+        finally:
+            interrupt(back)
+        assert got == [Msg(False, 1, "u/q", "saved by signal")]
