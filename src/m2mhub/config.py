@@ -132,7 +132,7 @@ UNSUPPORTED_PREFIXES = ("auth_opt_", "plugin_opt_")
 
 # Settings the parser accepts and validates but the broker core does not act on yet: a
 # non-default value gets a start-up warning instead of silently doing nothing.
-NOT_YET_ENFORCED = ("max_inflight_bytes",)
+NOT_YET_ENFORCED: tuple[str, ...] = ()
 
 _TRAILING_COMMENT = re.compile(r"\s#.*$")
 

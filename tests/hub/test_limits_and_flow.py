@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from m2mhub.hub.broker import OUT_HIGH_WATER
+from m2mhub.hub.broker import OUT_HIGH_WATER, PROP_RECEIVE_MAXIMUM
 from m2mhub.mqtt.packets import Puback, Publish
 from tests.hub.harness import Hub
 
@@ -196,3 +196,59 @@ def test_two_clients_publishing_to_each_other_do_not_hold_each_other_up() -> Non
                     c.send(Puback(p.packet_id or 0))
     assert got == {"a": [b"%d" % i for i in range(5)], "b": [b"%d" % i for i in range(5)]}
     assert a.sink.reading and b.sink.reading
+
+
+def _payloads(packets: list[Publish]) -> list[bytes]:
+    return [p.payload for p in packets]
+
+
+def test_max_inflight_bytes_holds_back_qos1_by_payload_bytes() -> None:
+    # man mosquitto.conf: another message goes while the bytes in flight are under the limit.
+    hub = Hub(max_inflight_bytes=100)
+    sub = hub.connected("sub")
+    sub.subscribe(("t", 1))
+    pub = hub.connected("pub")
+    msgs = [bytes([65 + i]) * 40 for i in range(6)]
+    for i, payload in enumerate(msgs):
+        pub.publish_complete("t", payload, 1, packet_id=i + 1)
+    first = sub.publishes()
+    assert _payloads(first) == msgs[:3]  # 0, 40, 80 < 100; then 120 in flight
+    pub.publish("t", b"qos0", qos=0)
+    assert _payloads(sub.publishes()) == [b"qos0"]  # QoS 0 is not held back
+    sub.send(Puback(first[0].packet_id))  # 80 in flight: one more
+    assert _payloads(sub.publishes()) == msgs[3:4]
+    session = hub.broker.sessions["sub"]
+    assert session.queue is not None and len(session.queue) == 2
+
+
+def test_max_inflight_bytes_lets_one_large_message_through_alone() -> None:
+    hub = Hub(max_inflight_bytes=100)
+    pub = hub.connected("pub")
+    pub.publish_complete("r/1", b"x" * 150, 1, retain=True, packet_id=1)
+    pub.publish_complete("r/2", b"y" * 10, 1, retain=True, packet_id=2)
+    sub = hub.connected("sub", level=5)
+    sub.subscribe(("r/#", 1))  # retained messages go through the same window
+    got = [p for p in sub.pending if isinstance(p, Publish)]
+    assert _payloads(got) == [b"x" * 150]
+    sub.send(Puback(got[0].packet_id))
+    assert _payloads(sub.publishes()) == [b"y" * 10]
+
+
+def test_max_inflight_bytes_and_receive_maximum_both_apply() -> None:
+    hub = Hub(max_inflight_bytes=1000)
+    sub = hub.connected("sub", level=5, properties={PROP_RECEIVE_MAXIMUM: 2})
+    sub.subscribe(("t", 1))
+    pub = hub.connected("pub")
+    for i in range(4):
+        pub.publish_complete("t", b"%d" % i, 1, packet_id=i + 1)
+    assert _payloads(sub.publishes()) == [b"0", b"1"]
+
+
+def test_no_byte_limit_by_default() -> None:
+    hub = Hub(max_inflight_messages=0)
+    sub = hub.connected("sub")
+    sub.subscribe(("t", 1))
+    pub = hub.connected("pub")
+    for i in range(30):
+        pub.publish_complete("t", b"z" * 1000, 1, packet_id=i + 1)
+    assert len(sub.publishes()) == 30
