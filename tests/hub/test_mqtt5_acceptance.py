@@ -3,7 +3,8 @@
 A 5.0 receiver may refuse a message in its PUBACK or PUBREC (reason code 0x80 or above): the
 flow ends there, without PUBREL, and its Receive Maximum slot is free again (MQTT 5.0 3.4.2.1,
 3.5.2.1, 4.3.3, 4.9). Acknowledgements for packet identifiers the broker does not know get
-0x92 Packet Identifier not found in 5.0, and the plain packet in 3.1.1.
+0x92 Packet Identifier not found in 5.0, and the plain packet in 3.1.1. A shared subscription
+member that leaves hands on only what it has not acknowledged.
 """
 
 from __future__ import annotations
@@ -81,3 +82,23 @@ def test_unknown_packet_ids_get_0x92_in_5_0_and_plain_acks_in_3_1_1() -> None:
     assert c4.received() == [Pubcomp(77)]
     c4.send(Pubrec(78))
     assert c4.received() == [Pubrel(78)]
+
+
+def test_shared_member_leaving_keeps_qos2_messages_it_already_has() -> None:
+    """Moving a leaving member's in-flight messages must not break exactly once: a QoS 2
+    message it acknowledged with PUBREC is its own (MQTT 5.0 4.3.3), only the others move."""
+    hub = Hub()
+    a = hub.connected("a", level=5)
+    b = hub.connected("b", level=5)
+    a.subscribe(("$share/g/t", 2))
+    b.subscribe(("$share/g/t", 2))
+    pub = hub.connected("pub", level=5)
+    for i in range(4):
+        pub.publish_complete("t", str(i).encode(), 2, packet_id=i + 1)
+    got_a = a.publishes()
+    assert [p.payload for p in got_a] == [b"0", b"2"]
+    assert [p.payload for p in b.publishes()] == [b"1", b"3"]
+    a.send(Pubrec(got_a[0].packet_id))
+    assert a.received() == [Pubrel(got_a[0].packet_id)]
+    a.drop()  # session ends: "2" was never acknowledged, "0" was
+    assert [(p.payload, p.qos) for p in b.publishes()] == [(b"2", 2)]
