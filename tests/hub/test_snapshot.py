@@ -215,3 +215,21 @@ def test_shared_subscription_members_and_their_queue_survive() -> None:
         fresh.broker.sessions["m1"],
         fresh.broker.sessions["m2"],
     }
+
+
+def test_retained_messages_come_back_in_the_same_subscribe_order() -> None:
+    hub = Hub()
+    pub = hub.connected("pub")
+    for topic in ("b/2", "a/1", "b/1", "a", "c/x/y", "a/2"):
+        pub.publish(topic, topic.encode(), 0, retain=True)
+    pub.publish("b/2", b"", 0, retain=True)  # cleared
+    pub.publish("b/2", b"b/2 again", 0, retain=True)
+
+    def order(h: Hub) -> list[bytes]:
+        sub = h.connected("sub")
+        sub.subscribe(("#", 0))
+        return [p.payload for p in sub.pending if isinstance(p, Publish)]
+
+    before = order(hub)
+    assert len(before) == 6
+    assert order(_restart(hub)) == before

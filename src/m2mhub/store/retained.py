@@ -69,8 +69,15 @@ class RetainedStore:
         return True
 
     def items(self) -> Iterator[tuple[str, Message]]:
-        """Every (topic, retained message) pair."""
-        return iter(self._messages.items())
+        """Every (topic, retained message) pair, walking the tree depth first with levels in
+        creation order: setting them again in this order rebuilds the same tree (so the
+        SUBSCRIBE order survives a restart)."""
+        stack = [self._root]
+        while stack:
+            node = stack.pop()
+            if node.message is not None:
+                yield node.message.topic, node.message
+            stack.extend(reversed(node.children.values()))
 
     def get(self, topic: str) -> Message | None:
         return self._messages.get(topic)
