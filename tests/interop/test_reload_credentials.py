@@ -95,3 +95,23 @@ def test_reload_disconnects_clients_whose_credentials_no_longer_hold(
     assert connack.body[0] & 1 == (1 if level == 4 else 0)  # sessionPresent
     for client in (again, carol, anon, watcher):
         client.close()
+
+
+def test_reload_keeps_clients_that_lost_their_acl_rights(
+    make_broker: BrokerFactory, tmp_path: Path
+) -> None:
+    """An ACL file change does not disconnect anyone: the new rules apply message by message."""
+    pw = tmp_path / "pw"
+    set_password(pw, "alice", "alice-pw")
+    acl = tmp_path / "acl"
+    acl.write_text("user alice\ntopic readwrite x\n")
+    broker = make_broker([f"password_file {pw}", f"acl_file {acl}"])
+    broker.auth = {"username": "alice", "password": "alice-pw"}
+    alice = connect(broker, "c-alice", "alice")
+    acl.write_text("user bob\ntopic readwrite y\n")
+    mark = reload(broker)
+    alice.send(raw.PINGREQ_BYTES)
+    assert alice.expect(raw.PINGRESP).ptype == raw.PINGRESP
+    broker.barrier()
+    assert not any("c-alice disconnected" in line for line in broker.lines_since(mark))
+    alice.close()
