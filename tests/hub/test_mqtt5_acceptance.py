@@ -102,3 +102,32 @@ def test_shared_member_leaving_keeps_qos2_messages_it_already_has() -> None:
     assert a.received() == [Pubrel(got_a[0].packet_id)]
     a.drop()  # session ends: "2" was never acknowledged, "0" was
     assert [(p.payload, p.qos) for p in b.publishes()] == [(b"2", 2)]
+
+
+def test_a_message_a_shared_member_refused_goes_to_nobody_else() -> None:
+    """MQTT-4.8.2-6: a PUBACK or PUBREC with 0x80 or above from a shared subscription member
+    discards the message; it is not tried on another member, not even when the refusing one
+    leaves."""
+    hub = Hub()
+    a = hub.connected("a", level=5)
+    b = hub.connected("b", level=5)
+    a.subscribe(("$share/g/t", 1))
+    b.subscribe(("$share/g/t", 2))
+    pub = hub.connected("pub", level=5)
+    pub.publish_complete("t", b"first", 1, packet_id=1)
+    pub.publish_complete("t", b"second", 2, packet_id=2)
+    (to_a,) = a.publishes()
+    (to_b,) = b.publishes()
+    a.send(Puback(to_a.packet_id, UNSPECIFIED_ERROR))
+    b.send(Pubrec(to_b.packet_id, UNSPECIFIED_ERROR))
+    assert b.received() == []  # no PUBREL for a refused message
+    a.drop()
+    assert b.publishes() == []  # "first" is not handed on
+    c = hub.connected("c", level=5)
+    c.subscribe(("$share/g/t", 1))
+    b.drop()
+    assert c.publishes() == []  # nor is "second"
+    c.drop()
+    c = hub.connected("c", level=5)
+    c.subscribe(("$share/g/t", 1))
+    assert c.publishes() == []
