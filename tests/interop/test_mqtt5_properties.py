@@ -176,8 +176,9 @@ class Client5:
 
 
 def assert_expiry_then_rest(got: dict[str, Any], sent_expiry: int) -> None:
-    """The expiry is the time left (the second may tick between receipt and sending)."""
-    assert sent_expiry - 1 <= got["MessageExpiryInterval"] <= sent_expiry
+    """The expiry is the time left: never more than sent, less by the seconds the message
+    waited (a loaded machine may take a while; tests/hub counts them with a fake clock)."""
+    assert sent_expiry - 60 <= got["MessageExpiryInterval"] <= sent_expiry
     assert without_expiry(got) == {**EXPECTED, "SubscriptionIdentifier": [5]}
 
 
@@ -394,7 +395,7 @@ def test_mosquitto_sub_shows_subscription_identifier_and_expiry(broker: Broker) 
         pub.disconnect()
         _, sid, expiry, payload = sub.wait_for_line("SID|").split("|")
         assert (sid, payload) == ("42", "x")
-        assert 599 <= int(expiry) <= 600
+        assert 540 <= int(expiry) <= 600
     finally:
         cli.interrupt(sub)
 
