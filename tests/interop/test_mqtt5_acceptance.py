@@ -574,3 +574,42 @@ def test_connect_property_errors(
         user_twice = (0x26, raw.utf8("k") + raw.utf8("v"))
         ok.send(connect5("", user_twice, user_twice))
         assert ok.expect(raw.CONNACK).body[1] == 0
+
+
+def options_flow(broker: Broker) -> list[str]:
+    """One raw 5.0 client: SUBSCRIBE with a Subscription Identifier, No Local, Retain As
+    Published, Retain Handling 2 and a shared filter; a PUBLISH to itself through the shared
+    subscription; UNSUBSCRIBE; DISCONNECT. Its whole ``-v`` log, normalised."""
+    with RawClient(broker.port, level=5) as c:
+        c.send(connect5("optsub"))
+        c.expect(raw.CONNACK)
+        body = struct.pack("!H", 1) + props((0x0B, raw.varint(42)))
+        body += (
+            raw.utf8("o/a")
+            + bytes([0x01 | 0x04 | 0x08 | 0x20])
+            + raw.utf8("$share/g/o/b")
+            + b"\x02"
+        )
+        c.send(raw.packet(raw.SUBSCRIBE, 2, body))
+        assert c.expect(raw.SUBACK).body == b"\x00\x01\x00\x01\x02"
+        c.send(raw.publish("o/b", b"x", qos=1, pid=2, level=5))
+        got = {c.read().ptype, c.read().ptype}
+        assert got == {raw.PUBLISH, raw.PUBACK}
+        c.send(raw.ack(raw.PUBACK, 1))
+        c.send(raw.unsubscribe(3, ["$share/g/o/b"], level=5))
+        assert c.expect(raw.UNSUBACK).body == b"\x00\x03\x00\x00"
+        c.send(raw.packet(raw.DISCONNECT, 0, b""))
+        c.wait_closed()
+    broker.wait_log("Client optsub disconnected.")
+    lines = after_startup(broker)
+    return lines[lines.index("New client connected from 127.0.0.1:PORT as optsub (p5, c1, k60).") :]
+
+
+def test_subscribe_options_and_shared_log_lines_match_mosquitto(tmp_path: Path) -> None:
+    results = {}
+    for kind in ("mosquitto", "m2mhub"):
+        with start_broker(kind, tmp_path) as broker:
+            results[kind] = options_flow(broker)
+    assert "\t$share/g/o/b (QoS 2)" in results["mosquitto"]
+    assert "Received PUBACK from optsub (Mid: 1, RC:0)" in results["mosquitto"]
+    assert results["m2mhub"] == results["mosquitto"]
