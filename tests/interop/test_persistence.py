@@ -14,8 +14,13 @@ import time
 from pathlib import Path
 
 import pytest
+from paho.mqtt.enums import MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from m2mhub.store.sqlite import PersistenceError, SqliteStore
+from tests.interop import raw
 from tests.interop.cli import (
     Msg,
     interrupt,
@@ -26,6 +31,8 @@ from tests.interop.cli import (
     until_sentinel,
 )
 from tests.interop.conftest import Broker, start_broker
+from tests.interop.raw import RawClient
+from tests.interop.test_paho import TIMEOUT, Paho
 from tests.support import M2MHUB, free_tcp_port, require
 
 pytestmark = pytest.mark.interop
@@ -210,3 +217,83 @@ def test_sigusr1_saves_now(broker_kind: str, tmp_path: Path) -> None:
         finally:
             interrupt(back)
         assert got == [Msg(False, 1, "u/q", "saved by signal")]
+
+
+def test_qos_flows_in_progress_survive_a_restart(broker_kind: str, tmp_path: Path) -> None:
+    """Mid-flight at shutdown: an outgoing QoS 1 PUBLISH not acknowledged (resent with DUP), an
+    outgoing QoS 2 whose PUBREC came (PUBREL resent), and an inbound QoS 2 not released yet
+    (routed once, when its PUBREL comes after the restart)."""
+    config = _config(tmp_path)
+    with start_broker(broker_kind, tmp_path, config) as first:
+        with RawClient(first.port) as sub, RawClient(first.port) as pub_:
+            sub.connect("flows-sub", clean=False)
+            sub.subscribe([("f/1", 1), ("f/2", 2), ("f/in", 1)])
+            pub_.connect("flows-pub", clean=False)
+            pub_.send(raw.publish("f/1", b"one", qos=1, pid=1))
+            pub_.expect(raw.PUBACK)
+            pub_.send(raw.publish("f/2", b"two", qos=2, pid=2))
+            pub_.expect(raw.PUBREC)
+            pub_.send(raw.ack(raw.PUBREL, 2))
+            pub_.expect(raw.PUBCOMP)
+            one = sub.expect(raw.PUBLISH).publish_fields()
+            two = sub.expect(raw.PUBLISH).publish_fields()
+            sub.send(raw.ack(raw.PUBREC, two[1]))
+            assert sub.expect(raw.PUBREL).pid() == two[1]
+            pub_.send(raw.publish("f/in", b"held", qos=2, pid=3))
+            assert pub_.expect(raw.PUBREC).pid() == 3
+        _stop(first)
+
+    with (
+        start_broker(broker_kind, tmp_path, config) as second,
+        RawClient(second.port) as sub,
+        RawClient(second.port) as pub_,
+    ):
+        assert sub.connect("flows-sub", clean=False).body == b"\x01\x00"
+        again = sub.expect(raw.PUBLISH)
+        assert again.flags & 8, "resent without DUP"
+        assert again.publish_fields() == one
+        assert sub.expect(raw.PUBREL).pid() == two[1]
+        sub.send(raw.ack(raw.PUBACK, one[1]))
+        sub.send(raw.ack(raw.PUBCOMP, two[1]))
+        assert pub_.connect("flows-pub", clean=False).body == b"\x01\x00"
+        pub_.send(raw.ack(raw.PUBREL, 3))
+        assert pub_.expect(raw.PUBCOMP).pid() == 3
+        pub_.send(raw.publish("f/in", b"end", qos=0))
+        got = [p.publish_fields()[2] for p in sub.collect_until(b"end")]
+        assert got == [b"held", b"end"]
+
+
+def test_mqtt5_subscription_options_and_identifier_survive(
+    broker_kind: str, tmp_path: Path
+) -> None:
+    """A 5.0 session's subscription keeps No Local, Retain As Published and its Subscription
+    Identifier across the restart (paho-mqtt as the client)."""
+    config = _config(tmp_path)
+    expiry = Properties(PacketTypes.CONNECT)
+    expiry.SessionExpiryInterval = 600
+    v5 = MQTTProtocolVersion.MQTTv5
+    with start_broker(broker_kind, tmp_path, config) as first:
+        sub = Paho(first.port, "opts5", clean_session=False, protocol=v5, properties=expiry)
+        sub_props = Properties(PacketTypes.SUBSCRIBE)
+        sub_props.SubscriptionIdentifier = 7
+        options = SubscribeOptions(qos=1, noLocal=True, retainAsPublished=True)
+        sub.subscribed.clear()
+        sub.client.subscribe("o/#", options=options, properties=sub_props)
+        assert sub.subscribed.wait(TIMEOUT), "no SUBACK"
+        sub.disconnect()
+        _stop(first)
+
+    with start_broker(broker_kind, tmp_path, config) as second:
+        sub = Paho(second.port, "opts5", clean_session=False, protocol=v5, properties=expiry)
+        other = Paho(second.port, "other5", protocol=v5)
+        try:
+            assert sub.session_present
+            sub.publish("o/own", b"not sent back", 1)  # No Local
+            other.publish("o/x", b"flag kept", 1, retain=True)  # Retain As Published
+            got = sub.until(other, "o/sentinel")
+            assert [(m.payload, m.retain, m.properties.SubscriptionIdentifier) for m in got] == [
+                (b"flag kept", True, [7])
+            ]
+        finally:
+            sub.disconnect()
+            other.disconnect()
