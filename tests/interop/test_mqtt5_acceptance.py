@@ -613,3 +613,48 @@ def test_subscribe_options_and_shared_log_lines_match_mosquitto(tmp_path: Path) 
     assert "\t$share/g/o/b (QoS 2)" in results["mosquitto"]
     assert "Received PUBACK from optsub (Mid: 1, RC:0)" in results["mosquitto"]
     assert results["m2mhub"] == results["mosquitto"]
+
+
+def test_client_properties_on_every_ack_and_disconnect_are_accepted(broker: Broker) -> None:
+    """A 5.0 client may put a Reason String and User Properties on PUBACK, PUBREC, PUBREL,
+    PUBCOMP and DISCONNECT, and User Properties on SUBSCRIBE and UNSUBSCRIBE (MQTT 5.0 3.4-3.14):
+    every flow completes as without them, on both brokers, and the client leaves normally."""
+    user = (0x26, raw.utf8("k") + raw.utf8("v"))
+    extra = props(user, (0x1F, raw.utf8("because")))  # User Property, Reason String
+
+    def ack(ptype: int, pid_bytes: bytes) -> bytes:
+        return raw.packet(ptype, 2 if ptype == raw.PUBREL else 0, pid_bytes + b"\x00" + extra)
+
+    mark = broker.mark()
+    with connected5(broker.port, "ackprops") as c:
+        sub = struct.pack("!H", 1) + props(user) + raw.utf8("ap/#") + b"\x02"
+        c.send(raw.packet(raw.SUBSCRIBE, 2, sub))
+        assert c.expect(raw.SUBACK).body == b"\x00\x01\x00\x02"
+        c.send(raw.publish("ap/1", b"one", qos=1, pid=1, level=5))
+        c.send(raw.publish("ap/2", b"two", qos=2, pid=2, level=5))
+        c.send(ack(raw.PUBREL, struct.pack("!H", 2)))
+        seen: list[tuple[int, bytes]] = []
+        while batch := ping(c):
+            for p in batch:
+                if p.ptype == raw.PUBLISH:
+                    _, pid, payload = p.publish_fields(5)
+                    seen.append((p.ptype, payload))
+                    c.send(ack(raw.PUBACK if p.qos == 1 else raw.PUBREC, struct.pack("!H", pid)))
+                else:
+                    seen.append((p.ptype, p.body[:2]))
+                    if p.ptype == raw.PUBREL:
+                        c.send(ack(raw.PUBCOMP, p.body[:2]))
+        assert seen == [
+            (raw.PUBLISH, b"one"),
+            (raw.PUBACK, b"\x00\x01"),
+            (raw.PUBREC, b"\x00\x02"),
+            (raw.PUBLISH, b"two"),
+            (raw.PUBCOMP, b"\x00\x02"),
+            (raw.PUBREL, struct.pack("!H", 2)),  # the broker's own flow to us, mid 2
+        ]
+        unsub = struct.pack("!H", 3) + props(user) + raw.utf8("ap/#")
+        c.send(raw.packet(raw.UNSUBSCRIBE, 2, unsub))
+        assert c.expect(raw.UNSUBACK).body == b"\x00\x03\x00\x00"
+        c.send(raw.packet(raw.DISCONNECT, 0, b"\x00" + extra))
+        assert c.wait_closed() == []
+    broker.wait_log("Client ackprops disconnected.", start=mark)
