@@ -288,8 +288,12 @@ def _parse_url(opts: MQTTOptions, url: str) -> None:
     opts.topics.append(topic)
 
 
-def check_common(opts: MQTTOptions) -> None:
-    """Cross-option rules checked after parsing, in mosquitto's words."""
+def check_common(opts: MQTTOptions, invalid_id: str = "Invalid id and/or clean_session.") -> None:
+    """Cross-option rules checked after parsing, in mosquitto's words.
+
+    ``invalid_id``: what the program says when libmosquitto refuses a persistent session
+    without a client id (mosquitto_pub says it differently from mosquitto_sub and _rr).
+    """
     if opts.will_payload is not None and opts.will_topic is None:
         raise UsageError("Will payload given, but no will topic given.")
     if opts.will_retain and opts.will_topic is None:
@@ -304,7 +308,7 @@ def check_common(opts: MQTTOptions) -> None:
                 "You must provide a client id if you are using an infinite session expiry interval."
             )
         if not opts.clean_session and opts.client_id is None and opts.id_prefix is None:
-            raise UsageError("Invalid id and/or clean_session.", False)
+            raise UsageError(invalid_id, False)
     elif not opts.clean_session and (opts.client_id is None or opts.id_prefix is not None):
         raise UsageError("You must provide a client id if you are using the -c option.")
     if opts.password is not None and opts.username is None and opts.protocol != 5:

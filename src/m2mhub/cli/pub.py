@@ -111,7 +111,7 @@ def parse(argv: list[str]) -> PubOptions:
             raise UsageError(f"Unknown option '{given}'.")
     if not opts.topics or opts.mode is None:
         raise UsageError("Both topic and message must be supplied.")
-    check_common(opts)
+    check_common(opts, invalid_id="Invalid id.")
     return opts
 
 
