@@ -35,14 +35,15 @@ class Autosave:
         )
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
-        self._changes_at_save = 0
+        self._received_at_save = 0
+        self._retained_at_save = 0
 
     def restore(self, now: float) -> None:
         """Load the file, if there is one, into the broker (raises :class:`PersistenceError`)."""
         data = self.store.load(time.time())
         if data is not None:
             self.broker.restore(data, now)
-        self._changes_at_save = self._changes()
+        self._mark_saved()
 
     def start(self) -> None:
         """Start the autosave timer (nothing to do for ``autosave_interval 0``)."""
@@ -50,10 +51,21 @@ class Autosave:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     def _changes(self) -> int:
-        """mosquitto counts subscription changes, retained messages and queued messages; the
-        core's existing counters give a superset without touching the publish path: PUBLISH
-        packets received plus subscribe/unsubscribe changes of the subscription count."""
-        return self.broker.stats.publish_received + self.broker.tree.count
+        """Changes since the last save. mosquitto counts subscription changes, retained
+        messages and queued messages; counting them here would put work on the publish path,
+        so this uses counters the core keeps anyway: every MQTT packet received (each
+        subscription change and each MQTT-published message comes in one) plus the change
+        in the number of retained messages (CoAP can change those)."""
+        stats = self.broker.stats
+        return (
+            stats.messages_received
+            - self._received_at_save
+            + abs(len(self.broker.retained_store) - self._retained_at_save)
+        )
+
+    def _mark_saved(self) -> None:
+        self._received_at_save = self.broker.stats.messages_received
+        self._retained_at_save = len(self.broker.retained_store)
 
     async def _run(self) -> None:
         interval = self.settings.autosave_interval
@@ -63,14 +75,14 @@ class Autosave:
                 await self.save()
         while True:
             await asyncio.sleep(CHANGES_POLL)
-            if abs(self._changes() - self._changes_at_save) >= interval:
+            if self._changes() >= interval:
                 await self.save()
 
     async def save(self) -> None:
         """Save now (timer, SIGUSR1); the file is written off the event loop."""
         async with self._lock:
             self._log_saving()
-            self._changes_at_save = self._changes()
+            self._mark_saved()
             data = self.broker.snapshot(asyncio.get_running_loop().time())
             try:
                 await asyncio.to_thread(self.store.save, data, time.time())
@@ -79,12 +91,16 @@ class Autosave:
 
     async def close(self, now: float) -> bool:
         """Stop the timer and save one last time (the clients are gone by now); False if
-        that save failed."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        that save failed.
+
+        The lock first: a save in progress finishes writing before this one starts, so an
+        older snapshot can never land on top of the last one.
+        """
         async with self._lock:
+            if self._task is not None:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             self._log_saving()
             try:
                 self.store.save(self.broker.snapshot(now), time.time())
