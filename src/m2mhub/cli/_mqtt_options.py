@@ -15,6 +15,7 @@ import sys
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from m2mhub.cli._args import ArgReader, HelpRequested, UsageError
 from m2mhub.cli._mqtt_properties import PropertyArgs
@@ -78,6 +79,9 @@ class MQTTOptions:
         if self.protocol != 5:
             return {}
         return self.properties.get("connect")
+
+
+OptionsT = TypeVar("OptionsT", bound=MQTTOptions)
 
 
 def _int(text: str) -> int:
@@ -321,6 +325,20 @@ def check_common(opts: MQTTOptions, invalid_id: str = "Invalid id and/or clean_s
     if expiry:
         opts.properties.add_session_expiry(expiry)
     opts.properties.check()
+
+
+def parse_command(
+    program: str, usage: str, parse: Callable[[list[str]], OptionsT], argv: list[str]
+) -> OptionsT | int:
+    """``parse(argv)``, or the exit status when there is nothing to run: 0 after printing
+    ``usage`` for ``--help``, 1 after mosquitto's error lines for a bad command line."""
+    try:
+        return parse(argv)
+    except HelpRequested:
+        print(usage, end="")
+        return 0
+    except UsageError as exc:
+        return report_usage_error(program, exc)
 
 
 def report_usage_error(program: str, exc: UsageError) -> int:

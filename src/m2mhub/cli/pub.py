@@ -12,14 +12,14 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from m2mhub.cli._args import ArgReader, HelpRequested, UsageError
+from m2mhub.cli._args import ArgReader, UsageError
 from m2mhub.cli._mqtt_options import (
     COMMON_HELP,
     SHORT_NAMES,
     MQTTOptions,
     check_common,
+    parse_command,
     parse_common,
-    report_usage_error,
 )
 from m2mhub.cli._mqtt_session import EXIT_CONNECTION_LOST, Session
 from m2mhub.client.mqtt import (
@@ -290,13 +290,9 @@ async def _interruptible(main: Coroutine[Any, Any, int]) -> int:
 
 def run(argv: list[str]) -> int:
     """Entry point of ``m2mhub pub``; returns the exit status."""
-    try:
-        opts = parse(argv)
-    except HelpRequested:
-        print(USAGE, end="")
-        return 0
-    except UsageError as exc:
-        return report_usage_error("pub", exc)
+    opts = parse_command("pub", USAGE, parse, argv)
+    if isinstance(opts, int):
+        return opts
     try:
         payload = _load_payload(opts)
     except OSError:

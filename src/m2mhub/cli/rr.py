@@ -16,13 +16,14 @@ import signal
 import sys
 from dataclasses import dataclass
 
-from m2mhub.cli._args import ArgReader, HelpRequested, UsageError
+from m2mhub.cli._args import ArgReader, UsageError
 from m2mhub.cli._mqtt_options import (
     COMMON_HELP,
+    SHORT_NAMES,
     MQTTOptions,
     check_common,
+    parse_command,
     parse_common,
-    report_usage_error,
 )
 from m2mhub.cli._mqtt_session import EXIT_CONNECTION_LOST, Session
 from m2mhub.cli._sub_format import FormatError, OutputFormat, message_output
@@ -101,20 +102,19 @@ def parse(argv: list[str]) -> RrOptions:
     """Parse mosquitto_rr's command line; raises UsageError or HelpRequested."""
     opts = RrOptions()
     args = ArgReader(argv)
-    for arg in args:
+    for given in args:
+        arg = SHORT_NAMES.get(given, given)
         if parse_common(opts, arg, args, multi_topic=False):
             continue
-        if arg in ("-e", "--response-topic"):
-            if args.i >= len(args.argv):  # (mosquitto_rr's text has one more blank line)
-                raise UsageError(f"{arg} argument given but no response topic specified.\n")
+        if arg == "-e":
             topic = args.value(arg, "response topic")
             if "+" in topic or "#" in topic:
                 raise UsageError(f"Invalid response topic '{topic}', does it contain '+' or '#'?")
             opts.response_topic = topic
-        elif arg in ("-m", "--message"):
+        elif arg == "-m":
             _set_mode(opts, MODE_MESSAGE)
             opts.message = os.fsencode(args.value(arg, "message"))
-        elif arg in ("-f", "--file"):
+        elif arg == "-f":
             _set_mode(opts, MODE_FILE)
             opts.file = args.value(arg, "file")
         elif arg in ("-s", "--stdin-file"):
@@ -128,11 +128,11 @@ def parse(argv: list[str]) -> RrOptions:
                 raise UsageError(str(exc)) from None
         elif arg == "-N":
             opts.eol = False
-        elif arg in ("-R", "--no-retain"):
+        elif arg == "-R":
             opts.no_retain = True
         elif arg in ("-v", "--verbose"):
             opts.verbose = True
-        elif arg in ("-W", "--timeout"):
+        elif arg == "-W":
             opts.timeout = _atoi(args.value(arg, "timeout"))
             if opts.timeout < 1:
                 raise UsageError(f'Invalid timeout "{opts.timeout}".\n')
@@ -266,13 +266,9 @@ class Requester:
 
 def run(argv: list[str]) -> int:
     """Entry point of ``m2mhub rr``; returns the exit status."""
-    try:
-        opts = parse(argv)
-    except HelpRequested:
-        print(USAGE, end="")
-        return 0
-    except UsageError as exc:
-        return report_usage_error("rr", exc)
+    opts = parse_command("rr", USAGE, parse, argv)
+    if isinstance(opts, int):
+        return opts
     try:
         request = load_request(opts)
     except OSError:

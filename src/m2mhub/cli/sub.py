@@ -14,14 +14,14 @@ import signal
 import sys
 from dataclasses import dataclass, field
 
-from m2mhub.cli._args import ArgReader, HelpRequested, UsageError
+from m2mhub.cli._args import ArgReader, UsageError
 from m2mhub.cli._mqtt_options import (
     COMMON_HELP,
     SHORT_NAMES,
     MQTTOptions,
     check_common,
+    parse_command,
     parse_common,
-    report_usage_error,
     valid_filter,
 )
 from m2mhub.cli._mqtt_session import Session, print_line
@@ -292,13 +292,9 @@ class Subscriber:
 
 def run(argv: list[str]) -> int:
     """Entry point of ``m2mhub sub``; returns the exit status."""
-    try:
-        opts = parse(argv)
-    except HelpRequested:
-        print(USAGE, end="")
-        return 0
-    except UsageError as exc:
-        return report_usage_error("sub", exc)
+    opts = parse_command("sub", USAGE, parse, argv)
+    if isinstance(opts, int):
+        return opts
     try:
         return asyncio.run(Subscriber(opts).main())
     except KeyboardInterrupt:
