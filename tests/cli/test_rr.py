@@ -8,6 +8,7 @@ programs must print the same and exit with the same status.
 from __future__ import annotations
 
 import queue
+import re
 import signal
 import threading
 from collections.abc import Iterator
@@ -357,3 +358,14 @@ def test_help() -> None:
     assert done.code == 0
     assert "-e : response topic" in done.out
     assert "Defaults to mqttv5." in done.out
+
+
+@pytest.mark.parametrize("pretty", [[], ["--pretty"]])
+def test_json_output_with_properties(broker: tuple[int, Responder], pretty: list[str]) -> None:
+    port, _ = broker
+    args = ["-p", str(port), "-t", "rr/req/j", "-e", "rr/resp/j", "-m", "{}", "-q", "1"]
+    theirs, ours = both(*args, "-D", "publish", "correlation-data", "j1", "-F", "%j", *pretty)
+    stamp = re.compile(r'"tst":(\s*)"[^"]*"')
+    assert (ours.code, ours.err) == (theirs.code, theirs.err) == (0, "")
+    assert stamp.sub(r'"tst":\1"T"', ours.out) == stamp.sub(r'"tst":\1"T"', theirs.out)
+    assert '"correlation-data":' in ours.out and '"content-type":' in ours.out
