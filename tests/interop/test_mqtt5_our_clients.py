@@ -146,3 +146,37 @@ def test_a_publisher_topic_alias_names_the_topic_once(broker: Broker) -> None:
     assert debug[1] == debug[0]
     published = [line for line in debug[0] if "sending PUBLISH" in line]
     assert [f"'{topic}'" in published[0], "'(null)'" in published[1]] == [True, True]
+
+
+@pytest.mark.parametrize("tool", [*SUBS, *PUBS])
+def test_a_broker_disconnect_ends_the_client_quietly(broker: Broker, tool: str) -> None:
+    """Taken over, the old connection gets DISCONNECT 0x8E from m2mhub: mosquitto_sub and
+    mosquitto_pub log libmosquitto's ``Received DISCONNECT (142)`` and do not reconnect; the
+    subscriber exits 0, the publisher's next ``--repeat`` fails (exit 4); ours alike.
+    (mosquitto 2.0.11 closes a taken-over connection without a DISCONNECT.)"""
+    if broker.kind == "mosquitto":
+        pytest.skip("mosquitto 2.0.11 sends no DISCONNECT to a taken-over client")
+    client_id = f"tk-{uuid.uuid4().hex[:8]}"
+    topic = unique("takeover")
+    if tool.endswith("sub"):
+        proc = start(tool, broker.port, "-V", "5", "-i", client_id, "-t", topic)
+    else:
+        argv = [*command(tool)] if tool == "pub" else [require("stdbuf"), "-oL", require(tool)]
+        proc = Proc(
+            [*argv, "-p", str(broker.port), "-d", "-V", "5", "-i", client_id, "-t", topic,
+             "-m", "x", "--repeat", "400", "--repeat-delay", "0.05"],
+            env=ENV,
+        )  # fmt: skip
+        proc.wait_for_line("sending PUBLISH")
+    try:
+        run("mosquitto_sub", "-p", str(broker.port), "-V", "5", "-i", client_id, "-t", "x", "-E")
+        # mosquitto_pub --repeat goes on to publish on the closed connection: exit 4.
+        assert proc.wait() == (4 if tool.endswith("pub") else 0)
+    finally:
+        proc.stop()
+    if tool.endswith("pub"):
+        assert proc.lines[-1] == "Error: The client is not currently connected."
+        assert proc.lines[-2] == "Received DISCONNECT (142)"
+        return
+    assert proc.lines[-1] == "Received DISCONNECT (142)"
+    assert not [line for line in proc.lines if "Error" in line or "sending CONNECT" in line][1:]

@@ -23,6 +23,7 @@ from m2mhub.cli._mqtt_options import (
 )
 from m2mhub.cli._mqtt_session import EXIT_CONNECTION_LOST, Session
 from m2mhub.client.mqtt import (
+    BrokerDisconnected,
     ConnectionLostError,
     ConnectionRefusedByBroker,
     PublishFailed,
@@ -55,6 +56,7 @@ Usage: m2mhub pub {{[-h host] [-p port] [-u username] [-P password] -t topic | -
 
 TOPIC_ALIAS = 0x23
 EXIT_INTERRUPTED = 130  # what a shell reports for mosquitto_pub killed by Ctrl-C
+EXIT_NO_CONNECTION = 4  # MOSQ_ERR_NO_CONN
 MODE_MESSAGE, MODE_FILE, MODE_LINES, MODE_STDIN, MODE_NULL = "m", "f", "l", "s", "n"
 
 
@@ -245,12 +247,21 @@ async def _main(opts: PubOptions, payload: bytes | None) -> int:
                 if n and opts.repeat_delay:
                     await asyncio.sleep(opts.repeat_delay)
                 props = opts.properties.get("publish") or None
-                await client.publish(topics.next(), payload, opts.qos, opts.retain, props)
+                try:
+                    await client.publish(topics.next(), payload, opts.qos, opts.retain, props)
+                except BrokerDisconnected:
+                    if n + 1 == opts.repeat:
+                        raise
+                    # mosquitto_pub tries the next repeat on the closed connection.
+                    session.err("Error: The client is not currently connected.")
+                    return EXIT_NO_CONNECTION
         await client.disconnect(properties=disconnect_props)
     except PublishFailed as exc:
         session.err(f"Warning: Publish {exc.mid} failed: {reason_string(exc.reason_code)}.")
         await client.disconnect(properties=disconnect_props)
         return 0
+    except BrokerDisconnected:
+        return 0  # as mosquitto_pub: a broker's DISCONNECT ends it quietly (-d shows it)
     except ConnectionLostError:
         session.err("Error: The connection was lost.")
         return EXIT_CONNECTION_LOST

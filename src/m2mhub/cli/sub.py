@@ -26,7 +26,7 @@ from m2mhub.cli._mqtt_options import (
 )
 from m2mhub.cli._mqtt_session import Session, print_line
 from m2mhub.cli._sub_format import FormatError, OutputFormat, message_output
-from m2mhub.client.mqtt import Message, MQTTClientError
+from m2mhub.client.mqtt import BrokerDisconnected, Message, MQTTClientError
 from m2mhub.mqtt.packets import MQTT_5, SubscriptionOptions
 from m2mhub.mqtt.topics import topic_matches
 
@@ -280,6 +280,8 @@ class Subscriber:
             except MQTTClientError:
                 pass  # lost at once: reconnect below
             await client.wait_closed()
+            if isinstance(client.error, BrokerDisconnected):
+                break  # as mosquitto_sub: a broker's DISCONNECT ends it, exit status 0
             if not self.done:
                 await asyncio.sleep(RECONNECT_DELAY)
         if self.timed_out_offline:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from m2mhub.client.mqtt import (
         AuthenticationError,
+        BrokerDisconnected,
         ConnectionLostError,
         ConnectionRefusedByBroker,
         Message,
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AuthenticationError",
+    "BrokerDisconnected",
     "ConnectionLostError",
     "ConnectionRefusedByBroker",
     "MQTTClient",

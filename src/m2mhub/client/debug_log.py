@@ -83,7 +83,8 @@ def packet_log_lines(direction: str, packet: Packet, client_id: str) -> list[str
             for topic_filter in packet.topic_filters
         ]
     if isinstance(packet, Disconnect) and not sending:
-        return [f"{who} DISCONNECT ({packet.reason_code})"]
+        # libmosquitto's handle__disconnect line names no client.
+        return [f"Received DISCONNECT ({packet.reason_code})"]
     if isinstance(packet, Auth) and not sending:
         return [f"{who} AUTH ({packet.reason_code})"]
     if isinstance(packet, (Connect, Suback, Unsuback, Pingreq, Pingresp, Disconnect, Auth)):

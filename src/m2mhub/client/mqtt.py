@@ -62,6 +62,7 @@ from m2mhub.mqtt.reason_codes import connack_string, reason_string
 
 __all__ = [
     "AuthenticationError",
+    "BrokerDisconnected",
     "ConnectionLostError",
     "ConnectionRefusedByBroker",
     "MQTTClient",
@@ -119,6 +120,11 @@ class ConnectionLostError(MQTTClientError):
         self.reason_code = reason_code
         self.properties = MQTTProperties(properties)
         self.reason_string: str | None = self.properties.reason_string
+
+
+class BrokerDisconnected(ConnectionLostError):
+    """The broker ended the connection with an MQTT 5 DISCONNECT (``reason_code`` is always
+    set): the connection did not break, so a client may choose not to reconnect."""
 
 
 class AuthenticationError(MQTTClientError):
@@ -652,7 +658,7 @@ class MQTTClient:
             explanation = event.properties.get(REASON_STRING)
             if explanation:
                 text += f": {explanation}"
-            self._fail(ConnectionLostError(text, code, event.properties))
+            self._fail(BrokerDisconnected(text, code, event.properties))
         elif isinstance(event, KeepaliveTimeout):
             self._fail(ConnectionLostError("no PINGRESP from the broker within keepalive"))
 
