@@ -369,3 +369,34 @@ def test_empty_stdin_is_refused_before_connecting_as_by_mosquitto_pub() -> None:
             "Error: Zero length input.\nError loading input from stdin.\n",
         )
     )
+
+
+@pytest.fixture(scope="module")
+def limited_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A mosquitto whose CONNACK limits 5.0 clients: Maximum QoS 1, no retain, 200 bytes."""
+    config = ["max_qos 1", "retain_available false", "max_packet_size 200"]
+    with mosquitto_broker(tmp_path_factory.mktemp("limits"), config) as (_, port):
+        yield port
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected_err"),
+    [
+        (["-m", "x", "-q", "2"], "Error: Message QoS not supported on broker, try a lower QoS.\n"),
+        (["-m", "x", "-r", "-q", "1"], ""),  # sent with RETAIN cleared, as libmosquitto does
+        (["-m", "x" * 300, "-q", "1"], ""),  # too large for the broker: not sent at all
+    ],
+)
+def test_connack_limits_are_honoured_as_by_mosquitto_pub(
+    limited_port: int, extra: list[str], expected_err: str
+) -> None:
+    theirs, ours = both("-d", "-p", str(limited_port), "-V", "5", "-t", "pub/limits", *extra)
+    assert ours == theirs
+    assert run_tool("pub", "-p", str(limited_port), "-V", "5", "-t", "t", *extra).err == (
+        expected_err
+    )
+    sent = [line for line in ours if "sending PUBLISH" in line]
+    if "x" * 300 in extra or expected_err:
+        assert sent == []
+    elif "-r" in extra:
+        assert sent and "r0" in sent[0]

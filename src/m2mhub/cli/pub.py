@@ -27,6 +27,7 @@ from m2mhub.client.mqtt import (
     ConnectionLostError,
     ConnectionRefusedByBroker,
     PublishFailed,
+    PublishNotAllowed,
     PublishResult,
 )
 from m2mhub.mqtt.reason_codes import reason_string
@@ -258,6 +259,12 @@ async def _main(opts: PubOptions, payload: bytes | None) -> int:
         await client.disconnect(properties=disconnect_props)
     except PublishFailed as exc:
         session.err(f"Warning: Publish {exc.mid} failed: {reason_string(exc.reason_code)}.")
+        await client.disconnect(properties=disconnect_props)
+        return 0
+    except PublishNotAllowed as exc:
+        # mosquitto_pub: what libmosquitto refuses against the CONNACK is not sent at all.
+        if exc.reason == "qos":
+            session.err("Error: Message QoS not supported on broker, try a lower QoS.")
         await client.disconnect(properties=disconnect_props)
         return 0
     except BrokerDisconnected:

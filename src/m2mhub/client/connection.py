@@ -63,6 +63,9 @@ from m2mhub.mqtt.packets import (
 RECEIVE_MAXIMUM = 0x21
 TOPIC_ALIAS_MAXIMUM = 0x22
 TOPIC_ALIAS = 0x23
+MAXIMUM_QOS = 0x24
+RETAIN_AVAILABLE = 0x25
+MAXIMUM_PACKET_SIZE = 0x27
 RECEIVE_MAXIMUM_EXCEEDED = 0x93
 TOPIC_ALIAS_INVALID = 0x94
 ASSIGNED_CLIENT_IDENTIFIER = 0x12
@@ -236,6 +239,15 @@ Event = (
 )
 
 
+class PublishNotAllowed(ValueError):
+    """The broker's MQTT 5 CONNACK rules this PUBLISH out: ``reason`` is ``"qos"`` (above its
+    Maximum QoS) or ``"size"`` (larger than its Maximum Packet Size). Nothing was queued."""
+
+    def __init__(self, reason: str, text: str) -> None:
+        super().__init__(text)
+        self.reason = reason
+
+
 class _Outgoing:
     """One outgoing QoS 1/2 message in flight; ``released`` once PUBREL has been sent."""
 
@@ -274,6 +286,9 @@ class ClientConnection:
         "_ping_sent",
         "_reader",
         "_receive_maximum",
+        "_server_maximum_packet_size",
+        "_server_maximum_qos",
+        "_server_retain_available",
         "_topic_alias_maximum",
         "_waiting",
         "clean_start",
@@ -315,6 +330,10 @@ class ClientConnection:
         self._topic_alias_maximum = 0
         self._inbound_aliases: dict[int, str] = {}
         self._receive_maximum = 65535
+        # MQTT 5, what the broker's CONNACK allows us.
+        self._server_maximum_qos = 2
+        self._server_retain_available = True
+        self._server_maximum_packet_size = 0  # no limit
         # Message ids of QoS 1/2 messages (waiting or in flight) and of unanswered (UN)SUBSCRIBEs.
         self._in_use: set[int] = set()
         self._pending_subs: set[int] = set()
@@ -381,6 +400,9 @@ class ClientConnection:
             self._topic_alias_maximum = connect.properties.get(TOPIC_ALIAS_MAXIMUM, 0)
             self._receive_maximum = connect.properties.get(RECEIVE_MAXIMUM) or 65535
         self._inbound_aliases.clear()
+        self._server_maximum_qos = 2
+        self._server_retain_available = True
+        self._server_maximum_packet_size = 0
         self._reader = PacketReader(self.protocol_level)
         self._out.clear()
         self._events.clear()
@@ -400,14 +422,26 @@ class ClientConnection:
         """Queue a PUBLISH; returns its message id (QoS 1/2: the packet id on the wire).
 
         QoS 1/2 messages published while not connected, or beyond the in-flight window, wait
-        and are sent in order as soon as they can be.
+        and are sent in order as soon as they can be. What the broker's MQTT 5 CONNACK rules
+        out is handled as libmosquitto does: RETAIN is cleared if Retain Available is 0, and
+        :class:`PublishNotAllowed` is raised (nothing queued) for a QoS above its Maximum QoS
+        or a packet larger than its Maximum Packet Size.
         """
         if qos not in (0, 1, 2):
             raise ValueError(f"invalid QoS {qos}")
+        if qos > self._server_maximum_qos:
+            raise PublishNotAllowed(
+                "qos", f"QoS {qos} is above the broker's Maximum QoS {self._server_maximum_qos}"
+            )
+        retain = retain and self._server_retain_available
+        packet = Publish(topic, payload, qos, retain, False, 1 if qos else None, properties or {})
+        limit = self._server_maximum_packet_size
+        if limit and len(encode(packet, self.protocol_level)) > limit:
+            raise PublishNotAllowed(
+                "size", f"the PUBLISH is larger than the broker's Maximum Packet Size {limit}"
+            )
         mid = self._new_mid()
-        packet = Publish(
-            topic, payload, qos, retain, False, mid, properties if properties is not None else {}
-        )
+        packet.packet_id = mid
         if qos == 0:
             if self.state is State.CONNECTED:
                 self._send(packet, now)
@@ -619,6 +653,9 @@ class ClientConnection:
         receive_maximum = packet.properties.get(RECEIVE_MAXIMUM)
         if isinstance(receive_maximum, int) and receive_maximum < self._max_inflight:
             self._max_inflight = receive_maximum
+        self._server_maximum_qos = packet.properties.get(MAXIMUM_QOS, 2)
+        self._server_retain_available = bool(packet.properties.get(RETAIN_AVAILABLE, 1))
+        self._server_maximum_packet_size = packet.properties.get(MAXIMUM_PACKET_SIZE, 0)
         if self.clean_start and not packet.session_present:
             self._incoming_qos2.clear()
         self._resend(now)
