@@ -233,3 +233,17 @@ def test_retained_messages_come_back_in_the_same_subscribe_order() -> None:
     before = order(hub)
     assert len(before) == 6
     assert order(_restart(hub)) == before
+
+
+def test_a_client_connected_at_the_snapshot_counts_as_offline_from_then() -> None:
+    hub = Hub()
+    online = hub.connected(
+        "online", level=5, clean=False, keepalive=1000, properties={SESSION_EXPIRY: 60}
+    )
+    online.subscribe(("t", 1))
+    hub.advance(500)  # connected all along: its expiry has not started
+    assert hub.broker.sessions["online"].connection is not None
+    data = hub.broker.snapshot(hub.now)
+    assert [(s.client_id, s.offline_for) for s in data.sessions] == [("online", 0.0)]
+    assert "online" in _restart(hub, data, downtime=59).broker.sessions
+    assert "online" not in _restart(hub, hub.broker.snapshot(hub.now), downtime=61).broker.sessions
