@@ -61,6 +61,7 @@ serve: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(wildcard src tests benchmarks examples)
+	$(BIN)/ruff format --check $(wildcard src tests benchmarks examples)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy src
