@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from m2mhub.mqtt.packets import Disconnect, Publish, Suback, Subscribe, SubscriptionOptions
 from tests.hub.harness import Client, Hub
 
@@ -129,3 +131,23 @@ def test_unsubscribe_moves_only_that_groups_messages() -> None:
     a.unsubscribe("$share/g/t")
     assert _payloads(b) == [b"shared"]
     assert hub.broker.sessions["a"].inflight and len(hub.broker.sessions["a"].inflight) == 1
+
+
+@pytest.mark.parametrize(
+    "topic_filter", ["$share/g+/x", "$share/g", "$share//x", "$share/g/", "$share/g/a/#/b"]
+)
+def test_malformed_shared_filter_gets_0x8f_and_the_rest_is_granted(topic_filter: str) -> None:
+    hub = Hub()
+    sub = hub.connected("sub", level=5)
+    ack = sub.subscribe((topic_filter, 1), ("plain/x", 1))
+    assert ack.reason_codes == [0x8F, 1]
+    assert sum("refused subscription" in line for line in hub.lines) == 1
+    pub = hub.connected("pub")
+    pub.publish("plain/x", b"m")
+    assert [p.payload for p in sub.publishes()] == [b"m"]
+
+
+def test_malformed_shared_filter_in_3_1_1_gets_0x80() -> None:
+    hub = Hub()
+    sub = hub.connected("sub")
+    assert sub.subscribe(("$share/g", 1), ("plain/x", 0)).reason_codes == [0x80, 0]

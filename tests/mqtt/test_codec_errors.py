@@ -14,7 +14,7 @@ from m2mhub.mqtt.errors import (
     TopicNameInvalid,
     UnsupportedProtocolVersion,
 )
-from m2mhub.mqtt.packets import Connect, Publish
+from m2mhub.mqtt.packets import Connect, Publish, Subscribe
 
 M, P = MalformedPacket, ProtocolError
 TN, TF = TopicNameInvalid, TopicFilterInvalid
@@ -85,7 +85,6 @@ BAD: list[tuple[tuple[int, ...], str, type[MQTTError]]] = [
     ((3, 4), "82 08 0001 0003 232f61 00", TF),  # '#' not last
     ((3, 4), "82 05 0001 0000 00", TF),  # empty filter
     ((3, 4), "a2 06 0001 0002 6123", TF),
-    ((5,), "82 0e 0001 00 0008 247368617265 2f67 00", TF),  # $share/g without filter
     ((5,), "82 10 0001 00 000a 247368617265 2f672f61 04", P),  # no local on shared
     ((3, 4), "90 03 0001 03", P),  # invalid SUBACK code
     ((3, 4), "90 02 0001", P),  # SUBACK without codes
@@ -226,3 +225,10 @@ def test_incomplete_remaining_length_waits() -> None:
     assert reader.feed_all(b"\x30\xff\xff") == []
     with pytest.raises(MalformedPacket):
         reader.feed_all(b"\xff\x80")
+
+
+def test_malformed_shared_filter_is_left_to_the_broker_in_v5() -> None:
+    """5.0: a bad ``$share/...`` filter decodes; the broker answers it with SUBACK 0x8F."""
+    packet = decode(bytes.fromhex("82 0e 0001 00 0008 247368617265 2f67 00".replace(" ", "")), 5)
+    assert isinstance(packet, Subscribe)
+    assert [f for f, _ in packet.subscriptions] == ["$share/g"]

@@ -66,6 +66,7 @@ from m2mhub.mqtt.errors import (
     MQTTError,
     PacketTooLarge,
     ProtocolError,
+    TopicFilterInvalid,
     UnsupportedProtocolVersion,
 )
 from m2mhub.mqtt.packets import (
@@ -90,7 +91,12 @@ from m2mhub.mqtt.packets import (
     Will,
 )
 from m2mhub.mqtt.reason_codes import VALID_REASON_CODES
-from m2mhub.mqtt.topics import split_shared, topic_matches, validate_topic_name
+from m2mhub.mqtt.topics import (
+    split_shared,
+    topic_matches,
+    validate_topic_filter,
+    validate_topic_name,
+)
 from m2mhub.store.retained import RetainedStore
 
 # A 5.0 Session Expiry Interval of 0xFFFFFFFF means the session never expires.
@@ -2203,9 +2209,14 @@ class Broker:
                 continue
             if topic_filter.startswith("$share/"):
                 group_name, shared_filter = split_shared(topic_filter)
-                if not group_name or not shared_filter or "+" in group_name or "#" in group_name:
+                try:
+                    validate_topic_filter(topic_filter, shared=True)
+                except TopicFilterInvalid as exc:
+                    if log.notice:
+                        log.write(f"Client {client_id} refused subscription ({exc.reason}).")
                     codes.append(0x8F if conn.protocol_level == MQTT_5 else 0x80)
                     continue
+                assert group_name is not None
                 if options.no_local:
                     raise ProtocolError("No Local on a shared subscription")
                 self._add_shared(session, group_name, shared_filter, options, sub_id)
