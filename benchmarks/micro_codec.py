@@ -12,8 +12,9 @@ codec on one machine, not assertions.
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
+
+from _rate import rate  # benchmarks/ is the script's directory
 
 from m2mhub.mqtt.codec import PacketReader, encode, encode_publish_parts
 from m2mhub.mqtt.packets import Puback, Publish
@@ -21,23 +22,6 @@ from m2mhub.mqtt.packets import Puback, Publish
 PAYLOAD = b"x" * 64
 TOPIC = "bench/topic/0001"
 BATCH = 1000
-
-
-def rate(fn: Callable[[], int], seconds: float, rounds: int = 5) -> float:
-    """Best packets-per-second of ``fn`` over a few rounds (the machine may be shared)."""
-    fn()  # warm up
-    best = 0.0
-    for _ in range(rounds):
-        count = 0
-        start = time.process_time()
-        deadline = start + seconds / rounds
-        while True:
-            count += fn()
-            now = time.process_time()
-            if now >= deadline:
-                break
-        best = max(best, count / (now - start))
-    return best
 
 
 def decode_case(level: int, qos: int, chunk: int) -> Callable[[], int]:

@@ -25,9 +25,10 @@ best of five rounds of CPU time (process_time); compare versions on one machine,
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 from typing import Any
+
+from _rate import rate  # benchmarks/ is the script's directory
 
 from m2mhub.hub.broker import Broker
 from m2mhub.hub.log import BrokerLog
@@ -56,23 +57,6 @@ PROPERTY_SETS: dict[str, dict[int, Any]] = {
         0x26: [("source", "sensor-17"), ("unit", "celsius")],
     },
 }
-
-
-def rate(fn: Callable[[], int], seconds: float, rounds: int = 5) -> float:
-    """Best items-per-second of ``fn`` over a few rounds (the machine may be shared)."""
-    fn()  # warm up
-    best = 0.0
-    for _ in range(rounds):
-        count = 0
-        start = time.process_time()
-        deadline = start + seconds / rounds
-        while True:
-            count += fn()
-            now = time.process_time()
-            if now >= deadline:
-                break
-        best = max(best, count / (now - start))
-    return best
 
 
 def forget_property_sections() -> None:
