@@ -60,7 +60,13 @@ from m2mhub.hub.snapshot import (
 )
 from m2mhub.hub.stats import Stats
 from m2mhub.hub.topic_tree import Match, TopicTree
-from m2mhub.mqtt.codec import PublishProperties, encode, encode_publish_parts
+from m2mhub.mqtt.codec import (
+    PublishProperties,
+    PublishSplice,
+    encode,
+    encode_publish_parts,
+    subscription_id_bytes,
+)
 from m2mhub.mqtt.errors import (
     MalformedPacket,
     MQTTError,
@@ -1551,12 +1557,14 @@ class Broker:
             matches = self._readable(matches, topic)
         # Encodings by (5.0?, qos, retain); the last one used is kept in locals because
         # nearly every fan-out needs just one.
-        encoded: dict[tuple[bool, int, bool, tuple[int, ...] | None], tuple[bytes, bytes]] | None
-        encoded = None
+        encoded: dict[tuple[bool, int, bool], tuple[bytes, bytes]] | None = None
+        # 5.0 encodings by (qos, retain) for receivers with Subscription Identifiers, which
+        # are spliced in per receiver instead of encoding once per set of identifiers.
+        splices: dict[tuple[int, bool], PublishSplice] | None = None
         # Encodings for connections with server topic aliases, by (qos, retain, dup,
         # subscription ids, alias, topic included?): shared while they use the same alias.
         aliased: dict[tuple[Any, ...], tuple[bytes, bytes]] | None = None
-        last_key: tuple[bool, int, bool, tuple[int, ...] | None] | None = None
+        last_key: tuple[bool, int, bool] | None = None
         last_parts: tuple[bytes, bytes] = (b"", b"")
         message: Message | None = None
         forward: dict[int, Any] | None = None
@@ -1649,7 +1657,33 @@ class Broker:
                     ):
                         sent += 1
                     continue
-                key = (v5, 0, r, sub_ids if v5 else None)
+                if sub_ids and v5:
+                    if splices is None:
+                        splices = {}
+                    splice = splices.get((0, r))
+                    if splice is None:
+                        if forward is None:
+                            forward = _forwardable(properties)
+                        splice = PublishSplice(topic, payload, 0, r, False, forward)
+                        splices[(0, r)] = splice
+                    head, middle = splice.parts(subscription_id_bytes(sub_ids))
+                    size = len(head) + len(middle) + len(payload)
+                    if conn.max_packet and size > conn.max_packet:
+                        if debug:
+                            self._log_sending(target, 0, False, 0, r, topic, payload)
+                        self._too_large(target, size)
+                        continue
+                    out = conn.out
+                    out += head
+                    out += middle
+                    out += payload
+                    sent += 1
+                    if not conn.dirty:
+                        self._mark_dirty(conn)
+                    if debug:
+                        self._log_sending(target, 0, False, 0, r, topic, payload)
+                    continue
+                key = (v5, 0, r)
                 if key == last_key:
                     parts = last_parts
                 else:
@@ -1663,7 +1697,7 @@ class Broker:
                             0,
                             r,
                             False,
-                            _with_ids(forward, key[3]) if v5 else None,
+                            forward,
                             conn.protocol_level,
                         )
                         found = (head + tail, b"")
@@ -1742,7 +1776,34 @@ class Broker:
                 ):
                     sent += 1
                 continue
-            key = (v5, q, r, sub_ids if v5 else None)
+            if sub_ids and v5:
+                if splices is None:
+                    splices = {}
+                splice = splices.get((q, r))
+                if splice is None:
+                    if forward is None:
+                        forward = _forwardable(properties)
+                    splice = splices[(q, r)] = PublishSplice(topic, payload, q, r, False, forward)
+                head, middle = splice.parts(subscription_id_bytes(sub_ids))
+                size = len(head) + 2 + len(middle) + len(payload)
+                if conn.max_packet and size > conn.max_packet:
+                    del target.inflight[mid]
+                    if debug:
+                        self._log_sending(target, q, False, mid, r, topic, payload)
+                    self._too_large(target, size)
+                    continue
+                out = conn.out
+                out += head
+                out += mid.to_bytes(2, "big")
+                out += middle
+                out += payload
+                sent += 1
+                if not conn.dirty:
+                    self._mark_dirty(conn)
+                if debug:
+                    self._log_sending(target, q, False, mid, r, topic, payload)
+                continue
+            key = (v5, q, r)
             if key == last_key:
                 parts = last_parts
             else:
@@ -1756,7 +1817,7 @@ class Broker:
                         q,
                         r,
                         False,
-                        _with_ids(forward, key[3]) if v5 else None,
+                        forward,
                         conn.protocol_level,
                     )
                     if encoded is None:

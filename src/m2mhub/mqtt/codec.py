@@ -1,7 +1,8 @@
 """Sans-IO MQTT codec for 3.1 (level 3, "MQIsdp"), 3.1.1 (level 4) and 5.0 (level 5).
 
 ``encode(packet, level)`` turns a packet object into bytes; ``encode_publish_parts`` encodes a
-PUBLISH once for a fan-out where only the packet identifier differs; ``PacketReader`` turns a
+PUBLISH once for a fan-out where only the packet identifier differs, ``PublishSplice`` one where
+the Subscription Identifiers differ too; ``PacketReader`` turns a
 byte stream into packet objects. A decoded 5.0 PUBLISH's properties are a ``PublishProperties``
 dict that remembers its wire bytes, so forwarding them copies bytes instead of encoding.
 
@@ -90,9 +91,11 @@ __all__ = [
     "MAX_REMAINING_LENGTH",
     "PacketReader",
     "PublishProperties",
+    "PublishSplice",
     "decode",
     "encode",
     "encode_publish_parts",
+    "subscription_id_bytes",
 ]
 
 MAX_REMAINING_LENGTH: Final = 268_435_455
@@ -325,6 +328,77 @@ def encode_publish_parts(
     else:
         head = bytes((first,)) + _varint(remaining) + _pack_u16(tlen) + tb
     return head, tail
+
+
+_SUBSCRIPTION_ID: Final = int(PropertyId.SUBSCRIPTION_IDENTIFIER)
+# One Subscription Identifier below 128, the common case, as property bytes.
+_SUBSCRIPTION_ID_1: Final = [bytes((_SUBSCRIPTION_ID, i)) for i in range(128)]
+
+
+def subscription_id_bytes(sub_ids: tuple[int, ...]) -> bytes:
+    """The Subscription Identifier properties for ``sub_ids``, as a fresh encoding writes them."""
+    if len(sub_ids) == 1 and (only := sub_ids[0]) < 128:
+        return _SUBSCRIPTION_ID_1[only]
+    out = bytearray()
+    for sub_id in sub_ids:
+        out.append(_SUBSCRIPTION_ID)
+        out += _varint(sub_id)
+    return bytes(out)
+
+
+class PublishSplice:
+    """A 5.0 PUBLISH encoded once for receivers that differ in their Subscription Identifiers.
+
+    The identifiers go last in the property list (as ``{**properties, SUBSCRIPTION_ID: ids}``
+    encodes), so only the Remaining Length, the Property Length and the identifier bytes
+    themselves differ between receivers. ``parts(ids)`` gives ``(head, middle)``: the packet is
+    ``head + middle + payload`` for QoS 0 and ``head + packet_id + middle + payload`` for QoS
+    1/2, byte for byte what ``encode`` gives with the identifiers added to the properties.
+    ``ids`` is ``subscription_id_bytes(sub_ids)``. The two fixed pieces are kept per length of
+    ``ids``: nearly every receiver of a fan-out has identifiers of the same length.
+    """
+
+    __slots__ = ("_first", "_topic", "_properties", "_fixed_size", "_by_size", "payload")
+
+    def __init__(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        dup: bool,
+        properties: Properties | None,
+    ) -> None:
+        tb = topic.encode("utf-8")
+        if len(tb) > 0xFFFF:
+            raise ValueError("topic longer than 65535 bytes")
+        if not properties:
+            block = b"\x00"
+        elif type(properties) is PublishProperties and (found := properties.wire_block()):
+            block = found
+        else:
+            if _SUBSCRIPTION_ID in properties:
+                raise ValueError("the properties already have a Subscription Identifier")
+            block = _encode_properties(properties, PacketType.PUBLISH)
+        self._first = 0x30 | (qos << 1) | (8 if dup else 0) | (1 if retain else 0)
+        self._topic = _pack_u16(len(tb)) + tb
+        self._properties = block[_varint_size(block) :]  # without its Property Length
+        # Everything but the Property Length and the properties.
+        self._fixed_size = len(self._topic) + len(payload) + (2 if qos else 0)
+        self._by_size: dict[int, tuple[bytes, bytes]] = {}
+        self.payload = payload
+
+    def parts(self, ids: bytes) -> tuple[bytes, bytes]:
+        """``(head, middle)`` of the packet for a receiver with Subscription Identifiers ``ids``."""
+        n = len(ids)
+        fixed = self._by_size.get(n)
+        if fixed is None:
+            plen = len(self._properties) + n
+            plen_bytes = _varint(plen)
+            remaining = self._fixed_size + len(plen_bytes) + plen
+            head = bytes((self._first,)) + _varint(remaining) + self._topic
+            fixed = self._by_size[n] = (head, plen_bytes + self._properties)
+        return fixed[0], fixed[1] + ids
 
 
 def _encode_publish(p: Publish, level: int) -> bytes:
