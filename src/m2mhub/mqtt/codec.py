@@ -330,9 +330,8 @@ def encode_publish_parts(
     return head, tail
 
 
-_SUBSCRIPTION_ID: Final = int(PropertyId.SUBSCRIPTION_IDENTIFIER)
 # One Subscription Identifier below 128, the common case, as property bytes.
-_SUBSCRIPTION_ID_1: Final = [bytes((_SUBSCRIPTION_ID, i)) for i in range(128)]
+_SUBSCRIPTION_ID_1: Final = [bytes((PropertyId.SUBSCRIPTION_IDENTIFIER, i)) for i in range(128)]
 
 
 def subscription_id_bytes(sub_ids: tuple[int, ...]) -> bytes:
@@ -358,7 +357,7 @@ class PublishSplice:
     ``ids``: nearly every receiver of a fan-out has identifiers of the same length.
     """
 
-    __slots__ = ("_first", "_topic", "_properties", "_fixed_size", "_by_size", "payload")
+    __slots__ = ("_by_size", "_first", "_fixed_size", "_properties", "_topic", "payload")
 
     def __init__(
         self,
