@@ -92,3 +92,23 @@ def test_311_and_50_subscribers_of_one_message() -> None:
     hub.connected("pub", level=4).publish_complete("t", b"m", 1)
     assert [p.payload for p in v3.publishes()] == [b"m"]
     assert [p.properties.get(SUB_ID) for p in v5.publishes()] == [[2]]
+
+
+def test_maximum_packet_size_counts_each_receivers_identifier() -> None:
+    # 26 bytes without the identifier (27 + 2 with QoS 1's packet id); identifier 1 takes two
+    # more bytes, 300000 four: only the receiver with the short identifier is under the limit.
+    for qos in (0, 1):
+        hub = Hub()
+        limit = 28 + 2 * qos
+        short = hub.connected("short", level=5, properties={0x27: limit})
+        long = hub.connected("long", level=5, properties={0x27: limit})
+        _subscribe(short, "t", qos, 1)
+        _subscribe(long, "t", qos, 300_000)
+        hub.connected("pub").publish_complete("t", b"x" * 20, qos)
+        got = short.publishes()
+        assert [(p.payload, p.properties.get(SUB_ID)) for p in got] == [(b"x" * 20, [1])]
+        assert long.publishes() == []
+        assert [line for line in hub.lines if line.startswith("Dropping too large")] == [
+            f"Dropping too large outgoing PUBLISH for long ({28 + 2 * qos} bytes)"
+        ]
+        assert long.conn.session is not None and not long.conn.session.inflight
