@@ -19,7 +19,6 @@ from m2mhub.mqtt.codec import (
     PublishSplice,
     decode,
     encode,
-    subscription_id_bytes,
 )
 from m2mhub.mqtt.packets import PacketType, Publish
 from tests.mqtt.strategies import properties
@@ -36,7 +35,7 @@ _sizes = st.one_of(st.integers(0, 300), st.integers(16_250, 16_500))
 
 
 def _spliced(splice: PublishSplice, sub_ids: tuple[int, ...], qos: int, mid: int) -> bytes:
-    head, middle = splice.parts(subscription_id_bytes(sub_ids))
+    head, middle = splice.parts(sub_ids)
     return head + (mid.to_bytes(2, "big") if qos else b"") + middle + splice.payload
 
 

@@ -65,7 +65,6 @@ from m2mhub.mqtt.codec import (
     PublishSplice,
     encode,
     encode_publish_parts,
-    subscription_id_bytes,
 )
 from m2mhub.mqtt.errors import (
     MalformedPacket,
@@ -1558,9 +1557,9 @@ class Broker:
         # Encodings by (5.0?, qos, retain); the last one used is kept in locals because
         # nearly every fan-out needs just one.
         encoded: dict[tuple[bool, int, bool], tuple[bytes, bytes]] | None = None
-        # 5.0 encodings by (qos, retain) for receivers with Subscription Identifiers, which
-        # are spliced in per receiver instead of encoding once per set of identifiers.
-        splices: dict[tuple[int, bool], PublishSplice] | None = None
+        # 5.0 encodings for receivers with Subscription Identifiers, which are spliced in
+        # per receiver instead of encoding once per set of identifiers; at qos * 2 + retain.
+        splices: list[PublishSplice | None] | None = None
         # Encodings for connections with server topic aliases, by (qos, retain, dup,
         # subscription ids, alias, topic included?): shared while they use the same alias.
         aliased: dict[tuple[Any, ...], tuple[bytes, bytes]] | None = None
@@ -1658,15 +1657,16 @@ class Broker:
                         sent += 1
                     continue
                 if sub_ids and v5:
+                    # Its own Subscription Identifiers: one encoding, the identifiers spliced in.
                     if splices is None:
-                        splices = {}
-                    splice = splices.get((0, r))
+                        splices = [None] * 6
+                    splice = splices[r]
                     if splice is None:
                         if forward is None:
                             forward = _forwardable(properties)
                         splice = PublishSplice(topic, payload, 0, r, False, forward)
-                        splices[(0, r)] = splice
-                    head, middle = splice.parts(subscription_id_bytes(sub_ids))
+                        splices[r] = splice
+                    head, middle = splice.parts(sub_ids)
                     size = len(head) + len(middle) + len(payload)
                     if conn.max_packet and size > conn.max_packet:
                         if debug:
@@ -1778,13 +1778,14 @@ class Broker:
                 continue
             if sub_ids and v5:
                 if splices is None:
-                    splices = {}
-                splice = splices.get((q, r))
+                    splices = [None] * 6
+                splice = splices[q * 2 + r]
                 if splice is None:
                     if forward is None:
                         forward = _forwardable(properties)
-                    splice = splices[(q, r)] = PublishSplice(topic, payload, q, r, False, forward)
-                head, middle = splice.parts(subscription_id_bytes(sub_ids))
+                    splice = PublishSplice(topic, payload, q, r, False, forward)
+                    splices[q * 2 + r] = splice
+                head, middle = splice.parts(sub_ids)
                 size = len(head) + 2 + len(middle) + len(payload)
                 if conn.max_packet and size > conn.max_packet:
                     del target.inflight[mid]

@@ -95,7 +95,6 @@ __all__ = [
     "decode",
     "encode",
     "encode_publish_parts",
-    "subscription_id_bytes",
 ]
 
 MAX_REMAINING_LENGTH: Final = 268_435_455
@@ -334,10 +333,8 @@ def encode_publish_parts(
 _SUBSCRIPTION_ID_1: Final = [bytes((PropertyId.SUBSCRIPTION_IDENTIFIER, i)) for i in range(128)]
 
 
-def subscription_id_bytes(sub_ids: tuple[int, ...]) -> bytes:
+def _subscription_id_bytes(sub_ids: tuple[int, ...]) -> bytes:
     """The Subscription Identifier properties for ``sub_ids``, as a fresh encoding writes them."""
-    if len(sub_ids) == 1 and (only := sub_ids[0]) < 128:
-        return _SUBSCRIPTION_ID_1[only]
     out = bytearray()
     for sub_id in sub_ids:
         out.append(_SUBSCRIPTION_ID)
@@ -353,8 +350,8 @@ class PublishSplice:
     themselves differ between receivers. ``parts(ids)`` gives ``(head, middle)``: the packet is
     ``head + middle + payload`` for QoS 0 and ``head + packet_id + middle + payload`` for QoS
     1/2, byte for byte what ``encode`` gives with the identifiers added to the properties.
-    ``ids`` is ``subscription_id_bytes(sub_ids)``. The two fixed pieces are kept per length of
-    ``ids``: nearly every receiver of a fan-out has identifiers of the same length.
+    The pieces before the identifiers are kept per length of the identifier bytes: nearly every
+    receiver of a fan-out has identifiers of the same length.
     """
 
     __slots__ = ("_by_size", "_first", "_fixed_size", "_properties", "_topic", "payload")
@@ -387,8 +384,13 @@ class PublishSplice:
         self._by_size: dict[int, tuple[bytes, bytes]] = {}
         self.payload = payload
 
-    def parts(self, ids: bytes) -> tuple[bytes, bytes]:
-        """``(head, middle)`` of the packet for a receiver with Subscription Identifiers ``ids``."""
+    def parts(self, sub_ids: tuple[int, ...]) -> tuple[bytes, bytes]:
+        """``(head, middle)`` of the packet for a receiver with Subscription Identifiers
+        ``sub_ids`` (at least one)."""
+        if len(sub_ids) == 1 and (only := sub_ids[0]) < 128:
+            ids = _SUBSCRIPTION_ID_1[only]  # one call per receiver: the common case inline
+        else:
+            ids = _subscription_id_bytes(sub_ids)
         n = len(ids)
         fixed = self._by_size.get(n)
         if fixed is None:
