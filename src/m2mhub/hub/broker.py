@@ -1,4 +1,7 @@
-"""The broker core: sessions, routing, QoS flows, wills, keepalive, retained, $SYS.
+"""The broker core: sessions, routing, QoS flows, wills, keepalive, retained.
+
+Beside it in ``m2mhub.hub``: ``persistence`` (``snapshot``/``restore``), ``sys_topics``
+(``$SYS`` publishing) and ``enhanced_auth`` (MQTT 5 AUTH exchanges) work on a Broker.
 
 Sans-IO: no sockets, no asyncio, no clock reads. A shell (``m2mhub.net.mqtt_server``) calls
 
@@ -28,6 +31,7 @@ Internal subscribers (the CoAP face) share the subscription trie with MQTT sessi
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 import itertools
 import math
@@ -36,15 +40,15 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from m2mhub.auth.enhanced import Continue, Fail, ServerAuthMethod, Step, Success
+from m2mhub.auth.enhanced import ServerAuthMethod
+from m2mhub.hub import persistence
 from m2mhub.hub.aliases import OutboundAliases
 from m2mhub.hub.auth import READ, SUBSCRIBE, WRITE, Authenticator, Authorizer
 from m2mhub.hub.connection import CLOSED, CONNECTED, NEW, Connection, Sink
 from m2mhub.hub.enhanced_auth import (
-    AUTHENTICATION_DATA,
     AUTHENTICATION_METHOD,
-    CONTINUE_AUTHENTICATION,
-    AuthFlow,
+    on_auth,
+    start_auth,
 )
 from m2mhub.hub.log import BrokerLog
 from m2mhub.hub.message import Message
@@ -52,13 +56,10 @@ from m2mhub.hub.session import AWAIT_ACK, AWAIT_COMP, Outgoing, Session
 from m2mhub.hub.settings import BrokerSettings
 from m2mhub.hub.shared import GROUP_OPTIONS, SharedGroup
 from m2mhub.hub.snapshot import (
-    MessageState,
-    OutgoingState,
-    SessionState,
     Snapshot,
-    SubscriptionState,
 )
 from m2mhub.hub.stats import Stats
+from m2mhub.hub.sys_topics import publish_sys
 from m2mhub.hub.topic_tree import Match, TopicTree
 from m2mhub.mqtt.codec import (
     PublishProperties,
@@ -81,7 +82,6 @@ from m2mhub.mqtt.packets import (
     Connack,
     Connect,
     Disconnect,
-    PacketType,
     Pingreq,
     Puback,
     Pubcomp,
@@ -95,7 +95,6 @@ from m2mhub.mqtt.packets import (
     Unsubscribe,
     Will,
 )
-from m2mhub.mqtt.reason_codes import VALID_REASON_CODES
 from m2mhub.mqtt.topics import (
     split_shared,
     topic_matches,
@@ -305,7 +304,7 @@ class Broker:
             Unsubscribe: self._on_unsubscribe,
             Pingreq: self._on_pingreq,
             Disconnect: self._on_disconnect,
-            Auth: self._on_auth,
+            Auth: functools.partial(on_auth, self),
         }
 
     # ------------------------------------------------------------------ shell entry points
@@ -368,7 +367,7 @@ class Broker:
                         raise ProtocolError("second CONNECT")
                     self._on_connect(conn, packet, now)
                 elif conn.auth is not None and isinstance(packet, Auth):
-                    self._on_auth(conn, packet, now)
+                    on_auth(self, conn, packet, now)
                 elif conn.auth is not None and isinstance(packet, Disconnect):
                     # The client gave up during enhanced authentication.
                     if self.log.notice and self.settings.connection_messages:
@@ -494,7 +493,7 @@ class Broker:
                     target.slow = True  # until its queue drains, it no longer holds anyone
                     self._release(target)
         if self._next_sys is not None and now >= self._next_sys:
-            self._publish_sys(now)
+            publish_sys(self, now)
             self._next_sys = now + self.settings.sys_interval
         if self._next_expiry_check is not None and now >= self._next_expiry_check:
             self._expire_sessions(now)
@@ -516,81 +515,7 @@ class Broker:
         connected at ``now`` counts as going offline at ``now``: if the broker stops without
         another save, its session expiry runs from this snapshot.
         """
-        data = Snapshot()
-        index: dict[int, int] = {}  # id(Message) -> its place in data.messages
-
-        def ref(message: Message) -> int:
-            place = index.get(id(message))
-            if place is None:
-                place = index[id(message)] = len(data.messages)
-                expires = message.expires_at
-                data.messages.append(
-                    MessageState(
-                        message.topic,
-                        message.payload,
-                        message.qos,
-                        message.retain,
-                        dict(message.properties),
-                        None if expires is None else expires - now,
-                    )
-                )
-            return place
-
-        def outgoing(item: Outgoing, packet_id: int | None) -> OutgoingState:
-            group = item.group
-            return OutgoingState(
-                ref(item.message),
-                item.qos,
-                item.retain,
-                item.sub_ids,
-                None if group is None else f"$share/{group.name}/{group.filter}",
-                packet_id,
-                item.state == AWAIT_COMP,
-            )
-
-        for topic, message in self.retained_store.items():
-            if not topic.startswith("$SYS") and not self._expired(message):
-                data.retained.append(ref(message))
-        for session in self.sessions.values():
-            if not session.persistent:
-                continue
-            gone = session.disconnected_at
-            state = SessionState(
-                session.client_id,
-                session.protocol_level,
-                session.expiry_interval,
-                session.username,
-                0.0 if gone is None or session.connection is not None else now - gone,
-                session.next_mid,
-            )
-            for topic_filter, options in session.subscriptions.items():
-                state.subscriptions.append(
-                    SubscriptionState(
-                        topic_filter,
-                        options.qos,
-                        options.no_local,
-                        options.retain_as_published,
-                        options.retain_handling,
-                        self._subscription_id(session, topic_filter),
-                    )
-                )
-            state.inflight = [outgoing(item, mid) for mid, item in session.inflight.items()]
-            if session.queue:
-                state.queue = [outgoing(item, None) for item in session.queue]
-            if session.inbound:
-                state.inbound = [
-                    (mid, None if message is None else ref(message))
-                    for mid, message in session.inbound.items()
-                ]
-            data.sessions.append(state)
-        return data
-
-    def _subscription_id(self, session: Session, topic_filter: str) -> int | None:
-        if not topic_filter.startswith("$share/"):
-            return self.tree.subscription_id(topic_filter, session)
-        group_name, shared_filter = split_shared(topic_filter)
-        group = self.shared.get((group_name or "", shared_filter))
-        return None if group is None else group.ids.get(session)
+        return persistence.snapshot(self, now)
 
     def restore(self, data: Snapshot, now: float) -> None:
         """Take back a :meth:`snapshot` at start-up (before any client connects).
@@ -598,72 +523,7 @@ class Broker:
         Sessions whose expiry passed while the broker was down are not restored, nor are
         queued or retained messages whose MQTT 5 Message Expiry passed.
         """
-        self._now = now
-        messages: list[Message] = []
-        for kept in data.messages:
-            message = Message(
-                kept.topic, kept.payload, kept.qos, kept.retain, dict(kept.properties)
-            )
-            if kept.expires_in is not None:
-                message.expires_at = now + kept.expires_in
-            messages.append(message)
-        for place in data.retained:
-            if not self._expired(messages[place]):
-                self.retained_store.set(messages[place])
-        restored: list[tuple[Session, SessionState]] = []
-        for state in data.sessions:
-            session = Session(state.client_id, True, state.protocol_level)
-            session.expiry_interval = state.expiry_interval
-            session.username = state.username
-            session.disconnected_at = now - state.offline_for
-            session.next_mid = state.next_packet_id
-            ends = self._session_expires_at(session)
-            if ends is not None and ends <= now:
-                if self.log.notice:
-                    self.log.write(f"Expiring client {session.client_id} due to timeout.")
-                self.stats.clients_expired += 1
-                continue
-            self.sessions[session.client_id] = session
-            for sub in state.subscriptions:
-                options = SubscriptionOptions(
-                    sub.qos, sub.no_local, sub.retain_as_published, sub.retain_handling
-                )
-                if sub.topic_filter.startswith("$share/"):
-                    group_name, shared_filter = split_shared(sub.topic_filter)
-                    self._add_shared(
-                        session, group_name or "", shared_filter, options, sub.subscription_id
-                    )
-                else:
-                    self.tree.add(sub.topic_filter, session, options, sub.subscription_id)
-                session.subscriptions[sub.topic_filter] = options
-            if ends is not None:
-                self._expiry_soon(session, ends)
-            restored.append((session, state))
-        # Second pass: a queued message may name a shared group another session joins.
-        for session, state in restored:
-            for item in state.inflight:
-                if item.packet_id is None:
-                    continue
-                # Kept even if expired: the client may have it already, and must see the
-                # flow end (resent with DUP, as before the restart).
-                entry = self._restored_outgoing(messages[item.message], item)
-                entry.state = AWAIT_COMP if item.released else AWAIT_ACK
-                session.inflight[item.packet_id] = entry
-            for item in state.queue:
-                message = messages[item.message]
-                if not self._expired(message):
-                    self._enqueue(session, self._restored_outgoing(message, item))
-            if state.inbound:
-                session.inbound = {
-                    mid: None if place is None else messages[place] for mid, place in state.inbound
-                }
-
-    def _restored_outgoing(self, message: Message, state: OutgoingState) -> Outgoing:
-        group = None
-        if state.shared is not None:
-            group_name, shared_filter = split_shared(state.shared)
-            group = self.shared.get((group_name or "", shared_filter))
-        return Outgoing(message, state.qos, state.retain, state.subscription_ids, group)
+        persistence.restore(self, data, now)
 
     # ------------------------------------------------------------------ API for other faces
 
@@ -1113,7 +973,7 @@ class Broker:
 
         method_name = packet.properties.get(AUTHENTICATION_METHOD) if v5 else None
         if method_name is not None:
-            self._start_auth(conn, packet, client_id, assigned, method_name, now)
+            start_auth(self, conn, packet, client_id, assigned, method_name, now)
             return
 
         if packet.username is None:
@@ -1267,92 +1127,6 @@ class Broker:
         if session_present:
             self._resend(session, conn)
             self._drain(session)
-
-    # ------------------------------------------------------------------ enhanced authentication
-
-    def _start_auth(
-        self,
-        conn: Connection,
-        packet: Connect,
-        client_id: str,
-        assigned: bool,
-        method_name: str,
-        now: float,
-    ) -> None:
-        """A 5.0 CONNECT named an Authentication Method: run it, or refuse with 0x8C."""
-        method = self.auth_methods.get(method_name)
-        if method is None:
-            self._refuse(
-                conn,
-                packet,
-                0x8C,
-                client_id,
-                now,
-                f"authentication method {method_name!r} is not supported",
-            )
-            if self.log.notice:
-                # mosquitto 2.0.11's words for this refusal (its error text is a misnomer).
-                self.log.write(
-                    "Client <unknown> disconnected due to QoS too high or retain not supported."
-                )
-            return
-        flow = conn.auth = AuthFlow(method, packet, client_id, assigned)
-        self._auth_step(conn, flow, flow.begin(packet.properties.get(AUTHENTICATION_DATA)), now)
-
-    def _on_auth(self, conn: Connection, packet: Auth, now: float) -> None:
-        flow = conn.auth
-        if flow is None:
-            raise ProtocolError("AUTH from a client that did not name an authentication method")
-        if self.log.debug:
-            self.log.write(
-                f"Received AUTH from {flow.client_id} (rc{packet.reason_code}, {flow.name})"
-            )
-        self._auth_step(conn, flow, flow.receive(packet, conn.state == CONNECTED), now)
-
-    def _auth_step(self, conn: Connection, flow: AuthFlow, step: Step, now: float) -> None:
-        """Turn an authentication method's answer into AUTH, CONNACK or DISCONNECT."""
-        log = self.log
-        connected = conn.state == CONNECTED
-        if isinstance(step, Continue):
-            self._send_auth(conn, flow, CONTINUE_AUTHENTICATION, step.data)
-        elif isinstance(step, Success):
-            if step.username is not None:
-                flow.username = step.username
-            if connected:
-                conn.username = flow.username
-                if conn.session is not None:
-                    self._identify(conn.session, flow.username)
-                self._send_auth(conn, flow, 0x00, step.data)
-                return
-            packet = flow.pending
-            assert packet is not None
-            flow.pending = None
-            props: dict[int, Any] = {AUTHENTICATION_METHOD: flow.name}
-            if step.data is not None:
-                props[AUTHENTICATION_DATA] = step.data
-            self._accept(conn, packet, flow.client_id, flow.assigned, flow.username, props, now)
-        else:
-            assert isinstance(step, Fail)
-            # A method's code that the packet cannot carry (0x86 in DISCONNECT) becomes 0x87.
-            kind = PacketType.DISCONNECT if connected else PacketType.CONNACK
-            code = step.reason_code if step.reason_code in VALID_REASON_CODES[kind] else 0x87
-            if connected:
-                self._send_disconnect(conn, code, step.reason)
-            else:
-                packet = flow.pending
-                assert packet is not None
-                self._refuse(conn, packet, code, flow.client_id, now, step.reason)
-            if log.notice:
-                log.write(f"Client {conn.name} disconnected, not authorised.")
-            self._close(conn, now, publish_will=True)
-
-    def _send_auth(self, conn: Connection, flow: AuthFlow, code: int, data: bytes | None) -> None:
-        props: dict[int, Any] = {AUTHENTICATION_METHOD: flow.name}
-        if data is not None:
-            props[AUTHENTICATION_DATA] = data
-        self._append(conn, encode(Auth(code, props), MQTT_5))
-        if self.log.debug:
-            self.log.write(f"Sending AUTH to {flow.client_id} (rc{code}, {flow.name})")
 
     # ------------------------------------------------------------------ inbound PUBLISH
 
@@ -2436,35 +2210,6 @@ class Broker:
         if log.notice and self.settings.connection_messages:
             log.write(f"Client {conn.client_id} disconnected.")
         self._close(conn, now, publish_will=keep_will)
-
-    # ------------------------------------------------------------------ $SYS
-
-    def _publish_sys(self, now: float) -> None:
-        stats = self.stats
-        stats.update_loads(now)
-        connected = self.clients_connected
-        stored = len(self.retained_store) + sum(
-            len(s.queue or ()) + len(s.inflight) for s in self.sessions.values()
-        )
-        heap: tuple[int, int] | None = None
-        if self.heap_probe is not None:
-            current = self.heap_probe()
-            self._heap_max = max(self._heap_max, current)
-            heap = (current, self._heap_max)
-        for topic, text in stats.sys_messages(
-            now,
-            clients_connected=connected,
-            clients_total=len(self.sessions),
-            subscriptions=self.tree.count,
-            retained=len(self.retained_store),
-            stored=stored,
-            stored_bytes=self.retained_store.bytes,
-            heap=heap,
-        ):
-            # Like mosquitto, a value is published only when it changed since the last time.
-            if self._sys_last.get(topic) != text:
-                self._sys_last[topic] = text
-                self._route(topic, text.encode(), 0, True, {}, None)
 
 
 def _call(sink: Sink, method: str) -> None:
