@@ -1021,12 +1021,6 @@ def _make_ack_decoder(
     return decode_ack
 
 
-def _check_shared_filter_text(topic_filter: str) -> None:
-    """Length and NUL rules of a ``$share/...`` filter (its structure is the broker's call)."""
-    if len(topic_filter.encode("utf-8")) > 65535 or "\x00" in topic_filter:
-        validate_topic_filter(topic_filter)  # raises with the usual message
-
-
 def _decode_subscribe(buf: _Buf, flags: int, p: int, end: int, level: int) -> Subscribe:
     pid = _nonzero_id(_read_u16(buf, p, end, "SUBSCRIBE"), "SUBSCRIBE")
     p += 2
@@ -1042,11 +1036,10 @@ def _decode_subscribe(buf: _Buf, flags: int, p: int, end: int, level: int) -> Su
             raise _truncated("subscription options")
         o = buf[p]
         p += 1
-        if level == MQTT_5 and topic_filter.startswith("$share/"):
-            # A malformed shared subscription costs that filter a SUBACK 0x8F (the broker
-            # checks it), not the connection; only the plain filter rules apply here.
-            _check_shared_filter_text(topic_filter)
-        else:
+        # 5.0: a malformed shared subscription costs that filter a SUBACK 0x8F, not the
+        # connection, so its structure is the broker's to check (_read_str has already
+        # refused NUL and other forbidden characters, and 2 length bytes bound its size).
+        if level != MQTT_5 or not topic_filter.startswith("$share/"):
             validate_topic_filter(topic_filter, shared=level == MQTT_5)
         if level == MQTT_5:
             if o & 0xC0:
