@@ -705,9 +705,8 @@ class Broker:
                 self._send_connack(
                     conn, False, exc.reason_code, self._reason_string(conn, reason), MQTT_5
                 )
-        elif conn.protocol_level == MQTT_5:
-            # (mosquitto 2.0.11 sends it without a "Sending DISCONNECT" log line.)
-            self._send_disconnect(conn, exc.reason_code, reason)
+        else:
+            self._disconnect(conn, exc.reason_code, reason)
         if log.notice:
             log.write(f"Client {conn.name} disconnected due to {_failure_kind(exc)} ({reason}).")
         self._close(conn, now, publish_will=True)
